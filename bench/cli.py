@@ -1,0 +1,282 @@
+"""The ``bench`` command line: run, report, ui, encoders, suites."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+logger = logging.getLogger("bench")
+
+DEFAULT_RESULTS = Path("results")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bench`` console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return args.handler(args)
+    except (ValueError, LookupError) as error:
+        # Invalid input of every kind (suite, preset, dataset, encoder) lands
+        # here with a message that names it.
+        logger.error("%s", error)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Benchmark numeric-feature encoders for MLPs on OpenML "
+        "regression datasets, tracked in MLflow.",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more log output (-vv for debug)",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="tune and evaluate every pair of a suite")
+    run.add_argument(
+        "--suite",
+        default="demo",
+        help="built-in suite name or path of a suite .toml (default: demo)",
+    )
+    run.add_argument(
+        "--preset",
+        default="default",
+        help="built-in preset name or path of a preset .toml",
+    )
+    run.add_argument(
+        "--encoders", help="comma-separated encoder names (default: the suite's list)"
+    )
+    run.add_argument(
+        "--datasets", help="comma-separated OpenML ids of the suite to run"
+    )
+    run.add_argument("--trials", type=int, help="Optuna trials per study")
+    run.add_argument("--seeds", type=int, help="final seeds per study")
+    run.add_argument("--max-epochs", type=int, help="epoch limit per training run")
+    run.add_argument(
+        "--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N"
+    )
+    run.add_argument(
+        "--storage",
+        help="Optuna storage URL (default: sqlite in the results "
+        "folder); journal:PATH for a journal file",
+    )
+    run.add_argument(
+        "--no-report",
+        action="store_true",
+        help="skip building the leaderboard at the end",
+    )
+    _add_common(run)
+    _add_data(run)
+    run.set_defaults(handler=_run)
+
+    report = commands.add_parser("report", help="build the leaderboard from MLflow")
+    report.add_argument(
+        "--suite",
+        default="demo",
+        help="suite (MLflow experiment) to report on (default: demo)",
+    )
+    report.add_argument(
+        "--out", type=Path, help="output folder (default: RESULTS/reports/SUITE)"
+    )
+    _add_common(report)
+    report.set_defaults(handler=_report)
+
+    ui = commands.add_parser("ui", help="open the MLflow UI on 127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
+    _add_common(ui)
+    ui.set_defaults(handler=_ui)
+
+    encoders = commands.add_parser("encoders", help="list the available encoders")
+    encoders.set_defaults(handler=_encoders)
+
+    suites = commands.add_parser("suites", help="list the built-in suites")
+    suites.set_defaults(handler=_suites)
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        help="results folder holding mlflow.db, optuna.db, "
+        "artifacts and reports (default: ./results)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
+        "else sqlite:///RESULTS/mlflow.db)",
+    )
+
+
+def _add_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mirror",
+        type=Path,
+        help="mirror folder of Parquet datasets with MANIFEST.toml "
+        "(default: $BENCH_MIRROR)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="Parquet cache of loaded datasets (default: "
+        "$BENCH_CACHE, else ~/.cache/encoder-bench)",
+    )
+    parser.add_argument(
+        "--openml-cache", type=Path, help="root cache folder of openml-python"
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="never contact the OpenML server"
+    )
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.DEBUG if verbosity > 1 else logging.INFO
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for name in ("bench", "tasks", "encoders", "runners", "reports"):
+        logging.getLogger(name).setLevel(level)
+    quiet = logging.INFO if verbosity > 1 else logging.WARNING
+    for name in (
+        "lightning",
+        "lightning.pytorch",
+        "lightning.fabric",
+        "lightning.pytorch.utilities.rank_zero",
+        "alembic",
+        "mlflow",
+    ):
+        logging.getLogger(name).setLevel(quiet)
+
+    import optuna
+
+    optuna.logging.set_verbosity(quiet)
+
+
+def _tracking_uri(args: argparse.Namespace) -> str:
+    from bench.tracking import local_tracking_uri
+
+    return (
+        args.tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or local_tracking_uri(args.results)
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bench.config import load_preset
+    from bench.pipeline import RunOptions, run_suite
+    from tasks import DataSources, load_suite
+
+    suite = load_suite(args.suite)
+    preset = load_preset(args.preset).with_budget(
+        n_trials=args.trials, n_seeds=args.seeds, max_epochs=args.max_epochs
+    )
+    encoders = _split_list(args.encoders) or list(suite.encoders) or ["none"]
+    datasets = [int(i) for i in _split_list(args.datasets)] or None
+    options = RunOptions(
+        results=args.results,
+        sources=DataSources.from_env(
+            mirror=args.mirror,
+            cache_dir=args.cache,
+            openml_cache=args.openml_cache,
+            offline=args.offline,
+        ),
+        encoders=encoders,
+        dataset_ids=datasets,
+        tracking_uri=args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"),
+        storage_url=args.storage,
+        device=args.device,
+        report=not args.no_report,
+    )
+    summary = run_suite(suite, preset, options)
+
+    for dataset_id, reason in summary.skipped.items():
+        logger.warning("Skipped dataset %d: %s", dataset_id, reason)
+    for pair, error in summary.failed.items():
+        logger.error("Study %s failed: %s", pair, error)
+    if summary.report is not None:
+        logger.info("Leaderboard: %s", summary.report)
+    complete = sum(o.status == "complete" for o in summary.outcomes.values())
+    logger.info(
+        "%d of %d studies complete, %d skipped, %d failed",
+        complete,
+        len(summary.outcomes) + len(summary.failed),
+        sum(o.status == "skipped" for o in summary.outcomes.values()),
+        len(summary.failed)
+        + sum(o.status == "failed" for o in summary.outcomes.values()),
+    )
+    return 0 if not summary.failed and complete else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from reports import build_report
+
+    out = args.out or args.results / "reports" / args.suite
+    path, _ = build_report(_tracking_uri(args), args.suite, out)
+    sys.stdout.write(path.read_text())
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    uri = _tracking_uri(args)
+    command = [
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--workers",
+        "1",
+    ]
+    logger.info(
+        "MLflow UI on http://%s:%d for %s (Ctrl-C stops it)", args.host, args.port, uri
+    )
+    os.execvp(command[0], command)
+    return 0  # not reached: execvp replaces the process
+
+
+def _encoders(args: argparse.Namespace) -> int:
+    from encoders import available_encoders
+
+    for name, cls in sorted(available_encoders().items()):
+        sys.stdout.write(f"{name}\n    {cls.description}\n")
+        for param, dist in cls.search_space().items():
+            sys.stdout.write(f"    {param}: {dist!r}\n")
+    return 0
+
+
+def _suites(args: argparse.Namespace) -> int:
+    from tasks.suites import builtin_suites, load_suite
+
+    for name in builtin_suites():
+        suite = load_suite(name)
+        ids = ", ".join(str(e.openml_id) for e in suite.datasets)
+        sys.stdout.write(f"{name}: {len(suite.datasets)} datasets ({ids})\n")
+    return 0
+
+
+def _split_list(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

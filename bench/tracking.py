@@ -1,0 +1,196 @@
+"""MLflow conventions: where runs live, how they are tagged and found again.
+
+One experiment per suite. A parent run per (dataset, encoder) study, tagged
+``phase=study``; nested child runs per trial (``phase=trial``, with the
+validation curve) and per final seed (``phase=final``, with test metrics).
+A study is identified by its ``study_key`` tag, so a re-run finds the parent
+it started before and skips what is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, Run, RunStatus
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+logger = logging.getLogger(__name__)
+
+MAX_PARAM_CHARS = 500
+PAGE_SIZE = 1000
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def local_tracking_uri(results: Path) -> str:
+    """Return the default tracking URI: a SQLite store inside ``results``."""
+    return f"sqlite:///{(results / 'mlflow.db').resolve()}"
+
+
+def code_version() -> str:
+    """Return the git commit of the source tree (``-dirty`` if modified), else the
+    package version."""
+    from bench import __version__
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        return described or __version__
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def fingerprint(data: Any) -> str:
+    """Return a short stable hash of JSON-ready data."""
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class Tracker:
+    """A thin layer over `MlflowClient` that applies the conventions above.
+
+    Args:
+        tracking_uri: Any MLflow tracking URI (SQLite file, server URL).
+        artifact_root: Folder for artifacts of experiments this tracker creates;
+            None lets the tracking server decide.
+    """
+
+    def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri)
+        self.artifact_root = artifact_root
+
+    def experiment_id(self, name: str) -> str:
+        """Return the id of the experiment ``name``, creating it if needed."""
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = None
+        if self.artifact_root is not None:
+            location = (self.artifact_root / name).resolve().as_uri()
+        return self.client.create_experiment(name, artifact_location=location)
+
+    def find_runs(self, experiment_id: str, filter_string: str) -> list[Run]:
+        """Return every matching run, following MLflow's pages to the end."""
+        runs: list[Run] = []
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [experiment_id],
+                filter_string,
+                max_results=PAGE_SIZE,
+                page_token=token,
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def parent_run(
+        self, experiment_id: str, study_key: str, name: str, tags: dict[str, str]
+    ) -> Run:
+        """Return the study's parent run, creating it on the first call.
+
+        When an earlier process died and left several parents with this key,
+        the oldest is used.
+        """
+        found = self.find_runs(
+            experiment_id,
+            f"tags.phase = 'study' and tags.study_key = '{study_key}'",
+        )
+        if found:
+            return min(found, key=lambda r: r.info.start_time)
+        return self.client.create_run(
+            experiment_id,
+            run_name=name,
+            tags={**tags, "phase": "study", "study_key": study_key},
+        )
+
+    @contextmanager
+    def child_run(self, parent: Run, name: str, tags: dict[str, str]) -> Iterator[str]:
+        """Open a nested run under ``parent``; yield its id.
+
+        The run ends FINISHED, or FAILED when the body raises (the error is
+        stored in the ``error`` tag and re-raised).
+        """
+        run = self.client.create_run(
+            parent.info.experiment_id,
+            tags={
+                **tags,
+                MLFLOW_PARENT_RUN_ID: parent.info.run_id,
+                MLFLOW_RUN_NAME: name,
+            },
+        )
+        run_id = run.info.run_id
+        try:
+            yield run_id
+        except BaseException as error:
+            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+            self.client.set_tag(
+                run_id, "error", f"{type(error).__name__}: {error}"[:4000]
+            )
+            self.client.set_terminated(run_id, status)
+            raise
+        self.client.set_terminated(run_id, "FINISHED")
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Log parameters; a value over 500 characters is stored as an artifact
+        and the parameter holds its start and a hash."""
+        batch = []
+        for key, value in params.items():
+            text = str(value)
+            if len(text) > MAX_PARAM_CHARS:
+                self.log_json(run_id, {key: value}, f"params/{key}.json")
+                digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+                text = f"{text[: MAX_PARAM_CHARS - 40]}... (sha256 {digest}, full)"
+            batch.append(Param(key, text))
+        for start in range(0, len(batch), 100):
+            self.client.log_batch(run_id, params=batch[start : start + 100])
+
+    def log_metrics(
+        self, run_id: str, metrics: dict[str, float], step: int = 0
+    ) -> None:
+        """Log scalar metrics at one step."""
+        import time
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.client.log_batch(run_id, metrics=batch)
+
+    def log_curve(self, run_id: str, name: str, values: list[float]) -> None:
+        """Log a per-epoch curve as one metric with steps 0, 1, ..."""
+        import time
+
+        now = int(time.time() * 1000)
+        batch = [Metric(name, float(v), now, step) for step, v in enumerate(values)]
+        for start in range(0, len(batch), 1000):
+            self.client.log_batch(run_id, metrics=batch[start : start + 1000])
+
+    def log_json(self, run_id: str, data: Any, artifact_path: str) -> None:
+        """Store JSON-ready data as an artifact file of the run."""
+        folder, name = os.path.split(artifact_path)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+            self.client.log_artifact(run_id, str(path), folder or None)
+
+    def finish(self, run_id: str) -> None:
+        """Mark a run FINISHED."""
+        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))

@@ -1,0 +1,342 @@
+"""Training one encoder + MLP with Lightning, with data kept on the device.
+
+Batches are shuffled index tensors into device-resident feature tensors, so no
+per-sample collation happens. Early stopping watches the validation RMSE in the
+target's original units and restores the best weights at the end of fitting.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.fabric.utilities.seed import seed_everything
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from bench.model import Regressor, count_parameters
+from encoders import Encoder
+from tasks import Preprocessed
+
+logger = logging.getLogger(__name__)
+
+MONITOR = "val_rmse"
+BACKBONE_KEYS = ("n_blocks", "d_block", "dropout", "lr", "weight_decay")
+ENCODER_PREFIX = "encoder."
+
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+
+
+@dataclass
+class Part:
+    """One split part as tensors on the training device (float32)."""
+
+    x_num: Tensor
+    x_cat: Tensor
+    y: Tensor
+
+    @classmethod
+    def from_arrays(cls, arrays: Preprocessed, device: torch.device) -> Part:
+        return cls(
+            x_num=torch.as_tensor(arrays.x_num, device=device),
+            x_cat=torch.as_tensor(arrays.x_cat, device=device),
+            y=torch.as_tensor(arrays.y, device=device),
+        )
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class DeviceData:
+    """Train, validation and test parts plus the target's standardization."""
+
+    train: Part
+    val: Part
+    test: Part
+    y_mean: float
+    y_std: float
+
+
+@dataclass
+class FitResult:
+    """Outcome of one training run. RMSE values are in original target units."""
+
+    best_val_rmse: float
+    best_epoch: int
+    epochs_run: int
+    curve: list[float] = field(default_factory=list)
+    train_time_s: float = 0.0
+
+
+class RegressionTask(pl.LightningModule):
+    """MSE training of a `Regressor` over index batches of device tensors."""
+
+    def __init__(
+        self,
+        model: Regressor,
+        data: DeviceData,
+        lr: float,
+        weight_decay: float,
+        batch_size: int,
+        eval_batch_size: int,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.data = data
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+
+    def train_dataloader(self) -> DataLoader:  # override
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            range(len(self.data.train)),
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=generator,
+            collate_fn=torch.tensor,
+        )
+
+    def val_dataloader(self) -> DataLoader:  # override
+        return DataLoader(
+            range(len(self.data.val)),
+            batch_size=self.eval_batch_size,
+            collate_fn=torch.tensor,
+        )
+
+    def training_step(self, index: Tensor, batch_idx: int) -> Tensor:  # override
+        part = self.data.train
+        prediction = self.model(part.x_num[index], part.x_cat[index])
+        return nn.functional.mse_loss(prediction, part.y[index])
+
+    def on_validation_epoch_start(self) -> None:  # override
+        self._squared_error = torch.zeros((), device=self.device)
+
+    def validation_step(self, index: Tensor, batch_idx: int) -> None:  # override
+        part = self.data.val
+        prediction = self.model(part.x_num[index], part.x_cat[index])
+        self._squared_error += ((prediction - part.y[index]) ** 2).sum()
+
+    def on_validation_epoch_end(self) -> None:  # override
+        mse = self._squared_error / len(self.data.val)
+        self.log(MONITOR, mse.sqrt() * self.data.y_std)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:  # override
+        return torch.optim.AdamW(
+            self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay
+        )
+
+
+class BestWeights(pl.Callback):
+    """Early stopping on a logged metric that keeps and restores the best weights.
+
+    Raises:
+        KeyError: at the first validation if ``monitor`` was not logged, listing
+            the names that were.
+        FloatingPointError: if the metric is NaN or infinite (a diverged run).
+    """
+
+    def __init__(self, monitor: str, patience: int) -> None:
+        self.monitor = monitor
+        self.patience = patience
+        self.best = math.inf
+        self.best_epoch = -1
+        self.curve: list[float] = []
+        self._wait = 0
+        self._state: dict[str, Tensor] | None = None
+
+    def on_validation_end(
+        self, trainer: pl.Trainer, module: pl.LightningModule
+    ) -> None:
+        metrics = trainer.callback_metrics
+        if self.monitor not in metrics:
+            raise KeyError(
+                f"Early stopping monitors {self.monitor!r}, which was not logged; "
+                f"logged metrics: {sorted(metrics)}."
+            )
+        value = float(metrics[self.monitor])
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"{self.monitor} is {value} at epoch {trainer.current_epoch}: the "
+                "training diverged."
+            )
+        self.curve.append(value)
+
+        if value < self.best:
+            self.best, self.best_epoch, self._wait = value, trainer.current_epoch, 0
+            self._state = {
+                k: v.detach().clone() for k, v in module.state_dict().items()
+            }
+        else:
+            self._wait += 1
+            if self._wait >= self.patience:
+                trainer.should_stop = True
+
+    def on_fit_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self._state is not None:
+            module.load_state_dict(self._state)
+
+
+def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split flat trial parameters into backbone and encoder parameters."""
+    backbone = {k: v for k, v in params.items() if k in BACKBONE_KEYS}
+    encoder = {
+        k.removeprefix(ENCODER_PREFIX): v
+        for k, v in params.items()
+        if k.startswith(ENCODER_PREFIX)
+    }
+    return backbone, encoder
+
+
+def build_model(
+    encoder_cls: type[Encoder], params: dict[str, Any], data: DeviceData
+) -> tuple[Regressor, Encoder]:
+    """Fit the encoder on the training rows and build the full model."""
+    backbone, encoder_params = split_params(params)
+    n_num = data.train.x_num.shape[1]
+    encoder = encoder_cls(**encoder_params)
+    module = None
+    if n_num:
+        encoder.fit(data.train.x_num, data.train.y)
+        module = encoder.build(n_num)
+    model = Regressor(
+        module,
+        d_cat=data.train.x_cat.shape[1],
+        n_blocks=int(backbone["n_blocks"]),
+        d_block=int(backbone["d_block"]),
+        dropout=float(backbone["dropout"]),
+    )
+    return model, encoder
+
+
+def fit(
+    model: Regressor,
+    data: DeviceData,
+    params: dict[str, Any],
+    *,
+    max_epochs: int,
+    patience: int,
+    batch_size: int,
+    eval_batch_size: int,
+    seed: int,
+    callbacks: Sequence[pl.Callback] = (),
+) -> FitResult:
+    """Train ``model`` in place with AdamW and early stopping; restore the best.
+
+    Args:
+        params: Must hold ``lr`` and ``weight_decay``.
+        seed: Seeds the data order and dropout (initialization is seeded by the
+            caller before the model is built).
+        callbacks: Extra Lightning callbacks, run after early stopping.
+    """
+    task = RegressionTask(
+        model,
+        data,
+        lr=float(params["lr"]),
+        weight_decay=float(params["weight_decay"]),
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        seed=seed,
+    )
+    stopper = BestWeights(MONITOR, patience)
+    device = data.train.y.device
+    trainer = pl.Trainer(
+        accelerator="gpu" if device.type == "cuda" else "cpu",
+        devices=[device.index or 0] if device.type == "cuda" else 1,
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[stopper, *callbacks],
+    )
+
+    started = time.perf_counter()
+    trainer.fit(task)
+    return FitResult(
+        best_val_rmse=stopper.best,
+        best_epoch=stopper.best_epoch,
+        epochs_run=len(stopper.curve),
+        curve=stopper.curve,
+        train_time_s=time.perf_counter() - started,
+    )
+
+
+def train_model(
+    encoder_cls: type[Encoder],
+    params: dict[str, Any],
+    data: DeviceData,
+    *,
+    seed: int,
+    max_epochs: int,
+    patience: int,
+    batch_size: int,
+    eval_batch_size: int,
+    callbacks: Sequence[pl.Callback] = (),
+) -> tuple[Regressor, Encoder, FitResult]:
+    """Seed everything, build encoder + MLP, and train it."""
+    seed_everything(seed, verbose=False)
+    model, encoder = build_model(encoder_cls, params, data)
+    model = model.to(data.train.y.device)
+    result = fit(
+        model,
+        data,
+        params,
+        max_epochs=max_epochs,
+        patience=patience,
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        seed=seed,
+        callbacks=callbacks,
+    )
+    return model, encoder, result
+
+
+@torch.inference_mode()
+def predict(model: Regressor, part: Part, batch_size: int) -> np.ndarray:
+    """Return standardized predictions for every row of ``part`` (float32)."""
+    model.eval()
+    outputs = [
+        model(part.x_num[i : i + batch_size], part.x_cat[i : i + batch_size])
+        for i in range(0, len(part), batch_size)
+    ]
+    return torch.cat(outputs).float().cpu().numpy()
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Return RMSE, MAE and R² of predictions, in the units of ``y_true``."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    error = np.asarray(y_pred, dtype=np.float64) - y_true
+    total = float(((y_true - y_true.mean()) ** 2).sum())
+    return {
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+        "r2": 1.0 - float((error**2).sum()) / total if total > 0 else float("nan"),
+    }
+
+
+__all__ = [
+    "BestWeights",
+    "DeviceData",
+    "FitResult",
+    "Part",
+    "count_parameters",
+    "predict",
+    "regression_metrics",
+    "train_model",
+]
