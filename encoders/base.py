@@ -49,7 +49,9 @@ class Encoder(ABC):
         """Return values for parameters that are not tuned or not given."""
         return {}
 
-    def fit(self, x_train: torch.Tensor, y_train: torch.Tensor | None = None) -> None:
+    def fit(  # noqa: B027 (stateless encoders keep this no-op)
+        self, x_train: torch.Tensor, y_train: torch.Tensor | None = None
+    ) -> None:
         """Fit data-dependent state (bin edges, quantiles) on training rows only.
 
         Args:

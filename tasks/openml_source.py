@@ -105,7 +105,9 @@ def load_from_openml(openml_id: int, target: str | None = None) -> Dataset:
     target = target or _default_target(openml_id, remote.default_target_attribute)
     features, labels, categorical_mask, names = remote.get_data(target=target)
     frame = _to_polars(openml_id, features, labels, target)
-    categorical = tuple(n for n, is_cat in zip(names, categorical_mask) if is_cat)
+    categorical = tuple(
+        n for n, is_cat in zip(names, categorical_mask, strict=True) if is_cat
+    )
     logger.info(
         "Loaded OpenML dataset %d (%s) through openml-python", openml_id, remote.name
     )

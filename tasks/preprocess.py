@@ -90,7 +90,9 @@ class Preprocessor:
         )
         constant |= np.isnan(self.medians)
         self.keep = ~constant
-        self.report.dropped_constant = [n for n, c in zip(self.numeric, constant) if c]
+        self.report.dropped_constant = [
+            n for n, c in zip(self.numeric, constant, strict=True) if c
+        ]
         if self.report.dropped_constant:
             logger.warning(
                 "Dropping numeric columns constant in the training rows: %s",
@@ -137,7 +139,7 @@ class Preprocessor:
     @property
     def numeric_kept(self) -> list[str]:
         """Numeric columns that reach the encoder, in order."""
-        return [n for n, k in zip(self.numeric, self.keep) if k]
+        return [n for n, k in zip(self.numeric, self.keep, strict=True) if k]
 
     def _numeric_array(self, frame: pl.DataFrame, count: bool = False) -> np.ndarray:
         if not self.numeric:
