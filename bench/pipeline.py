@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import polars as pl
 import torch
 
 from bench.config import Preset
@@ -113,6 +114,10 @@ def run_suite(
     suite: Suite, preset: Preset, options: RunOptions, runner: Runner | None = None
 ) -> RunSummary:
     """Run every pair of ``suite`` under ``preset`` and build the leaderboard."""
+    for name in options.encoders:
+        get_encoder(name)
+    device = resolve_device(options.device)
+
     results = options.results.resolve()
     results.mkdir(parents=True, exist_ok=True)
     tracking_uri = options.tracking_uri or local_tracking_uri(results)
@@ -121,9 +126,6 @@ def run_suite(
     storage = optuna_storage(
         options.storage_url or f"sqlite:///{results / 'optuna.db'}"
     )
-    device = resolve_device(options.device)
-    for name in options.encoders:
-        get_encoder(name)
 
     entries = [
         e
@@ -219,8 +221,7 @@ def _prepare(
         "data": DeviceData(
             *parts, y_mean=preprocessor.y_mean, y_std=preprocessor.y_std
         ),
-        "y_mean": preprocessor.y_mean,
-        "y_std": preprocessor.y_std,
+        "test_target": frame[split.test][dataset.target].cast(pl.Float64).to_numpy(),
         "split_hash": split.hash,
         "record": {
             "target": dataset.target,
@@ -240,9 +241,9 @@ def _prepare(
     }
 
 
-def _drop_missing_target(frame, target: str, entry: SuiteEntry):
-    import polars as pl
-
+def _drop_missing_target(
+    frame: pl.DataFrame, target: str, entry: SuiteEntry
+) -> pl.DataFrame:
     value = pl.col(target).cast(pl.Float64)
     keep = value.is_not_null() & value.is_finite()
     kept = frame.filter(keep)

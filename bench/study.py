@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import optuna
 from mlflow.entities import Run
 from optuna.distributions import (
@@ -53,8 +54,7 @@ class PairSpec:
     dataset: str
     encoder: type[Encoder]
     data: DeviceData
-    y_mean: float
-    y_std: float
+    test_target: np.ndarray
     split_hash: str
     tags: dict[str, str] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
@@ -360,7 +360,8 @@ class StudyRunner:
         runs = self.tracker.find_runs(
             self.experiment_id,
             f"tags.phase = 'final' and tags.study_key = '{self.study_key}' "
-            f"and tags.params_hash = '{params_hash}' and attributes.status = 'FINISHED'",
+            f"and tags.params_hash = '{params_hash}' "
+            "and attributes.status = 'FINISHED'",
         )
         by_seed: dict[str, Run] = {}
         for run in sorted(runs, key=lambda r: r.info.start_time):
@@ -382,16 +383,17 @@ class StudyRunner:
         }
         with self.tracker.child_run(parent, f"seed {seed}", tags) as run_id:
             self.tracker.log_params(run_id, params)
-            model, _, result = train_model(
+            model, encoder, result = train_model(
                 spec.encoder, params, spec.data, seed=seed, **self._loop_settings()
             )
+            self.tracker.log_json(run_id, encoder.summary(), "encoder_state.json")
             started = time.perf_counter()
             standardized = predict(model, spec.data.test, self.preset.eval_batch_size)
             predict_time = time.perf_counter() - started
-            y_true = spec.data.test.y.double().cpu().numpy() * spec.y_std + spec.y_mean
-            y_pred = standardized.astype("float64") * spec.y_std + spec.y_mean
+            y_pred = standardized.astype("float64") * spec.data.y_std + spec.data.y_mean
             metrics = {
-                f"test_{k}": v for k, v in regression_metrics(y_true, y_pred).items()
+                f"test_{k}": v
+                for k, v in regression_metrics(spec.test_target, y_pred).items()
             }
             self.tracker.log_curve(run_id, MONITOR, result.curve)
             self.tracker.log_metrics(

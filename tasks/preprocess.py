@@ -79,7 +79,11 @@ class Preprocessor:
         self.report = PreprocessReport()
 
     def fit(self, train: pl.DataFrame) -> Preprocessor:
-        """Learn every statistic from the training rows ``train``."""
+        """Learn every statistic from the training rows ``train``.
+
+        Fitting again replaces every statistic and the report.
+        """
+        self.report = PreprocessReport()
         values = self._numeric_array(train, count=True)
         self.medians = np.nanmedian(values, axis=0) if values.shape[1] else np.array([])
         self.indicator = np.isnan(values).any(axis=0)
@@ -180,6 +184,16 @@ class Preprocessor:
             subsample=10**9,
             random_state=self.seed,
         ).fit(jittered)
+
+        # The noise can move the outer quantiles past the training range, and
+        # then the training maximum would map below the top of the output
+        # range while any larger value jumps to it. Pinning the outer
+        # quantiles to the training minimum and maximum makes both extremes
+        # map to the ends of the output range, like every value beyond them.
+        low, high = train.min(axis=0), train.max(axis=0)
+        quantiles = np.clip(self.quantiles.quantiles_, low, high)
+        quantiles[0], quantiles[-1] = low, high
+        self.quantiles.quantiles_ = quantiles
 
     def _apply_numeric_transform(self, values: np.ndarray) -> np.ndarray:
         if self.numeric_transform == "none" or values.shape[1] == 0:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 MIN_TRAIN_ROWS = 2
 MIN_EVAL_ROWS = 1
+# Slack for float products such as 100 * 0.29 = 28.999999999999996, which
+# must round down to 29 rows, not 28.
+ROUNDING_SLACK = 1e-6
 
 
 class SplitError(ValueError):
@@ -48,13 +52,15 @@ def make_split(
 ) -> Split:
     """Split ``n_rows`` rows at random into train, validation and test.
 
-    ``test_fraction`` and ``val_fraction`` are fractions of all rows; the rest
-    is training data, of which at most ``train_cap`` rows are kept (the others
+    ``test_fraction`` and ``val_fraction`` are fractions of all rows, rounded
+    down to whole rows, so neither part is larger than requested. The rest is
+    training data, of which at most ``train_cap`` rows are kept (the others
     are left out of every part). The same arguments always give the same split.
 
     Raises:
-        SplitError: if a part would have fewer rows than the minimum (2 for
-            train, 1 for validation and test), naming ``dataset`` and the sizes.
+        SplitError: if ``train_cap`` is below 1, or a part would have fewer
+            rows than the minimum (2 for train, 1 for validation and test),
+            naming ``dataset`` and the sizes.
     """
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1):
         raise SplitError(
@@ -67,10 +73,15 @@ def make_split(
             f"{val_fraction + test_fraction} leaves no training rows; it must be "
             "below 1."
         )
+    if train_cap is not None and train_cap < 1:
+        raise SplitError(
+            f"{dataset}: train_cap ({train_cap}) must be at least 1. Leave it "
+            "unset to keep every training row."
+        )
 
     order = np.random.default_rng(seed).permutation(n_rows)
-    n_test = int(round(n_rows * test_fraction))
-    n_val = int(round(n_rows * val_fraction))
+    n_test = math.floor(n_rows * test_fraction + ROUNDING_SLACK)
+    n_val = math.floor(n_rows * val_fraction + ROUNDING_SLACK)
     test = order[:n_test]
     val = order[n_test : n_test + n_val]
     train = order[n_test + n_val :]
