@@ -236,6 +236,8 @@ def _report(args: argparse.Namespace) -> int:
 def _ui(args: argparse.Namespace) -> int:
     uri = _tracking_uri(args)
     command = [
+        sys.executable,
+        "-m",
         "mlflow",
         "ui",
         "--backend-store-uri",

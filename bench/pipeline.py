@@ -67,7 +67,7 @@ class PairJob:
 
 @dataclass
 class RunSummary:
-    """What a run did: outcomes per pair, skipped datasets, report path."""
+    """Outcome of a run: status per pair, skipped datasets, report path."""
 
     outcomes: dict[str, PairOutcome] = field(default_factory=dict)
     skipped: dict[int, str] = field(default_factory=dict)

@@ -66,7 +66,7 @@ class PairSpec:
 
 @dataclass
 class PairOutcome:
-    """What a study ended with."""
+    """Final status of one study, with its summary metrics or the reason."""
 
     status: str
     summary: dict[str, float] = field(default_factory=dict)
@@ -74,8 +74,10 @@ class PairOutcome:
 
 
 class TrialPruning(pl.Callback):
-    """Reports the validation RMSE to Optuna after every validation and raises
-    `optuna.TrialPruned` when the pruner says so."""
+    """Report the validation RMSE to Optuna after every validation.
+
+    Raises `optuna.TrialPruned` when the study's pruner decides to stop the trial.
+    """
 
     def __init__(self, trial: optuna.Trial) -> None:
         self.trial = trial

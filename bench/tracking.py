@@ -1,8 +1,9 @@
 """MLflow conventions: where runs live, how they are tagged and found again.
 
-One experiment per suite. A parent run per (dataset, encoder) study, tagged
-``phase=study``; nested child runs per trial (``phase=trial``, with the
-validation curve) and per final seed (``phase=final``, with test metrics).
+One experiment per suite. A parent run per (dataset, encoder) study is tagged
+``phase=study``. Nested child runs are tagged ``phase=trial`` (one per trial,
+with the validation curve) or ``phase=final`` (one per final seed, with test
+metrics).
 A study is identified by its ``study_key`` tag, so a re-run finds the parent
 it started before and skips what is complete.
 """
@@ -151,8 +152,10 @@ class Tracker:
         self.client.set_terminated(run_id, "FINISHED")
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        """Log parameters; a value over 500 characters is stored as an artifact
-        and the parameter holds its start and a hash."""
+        """Log parameters, storing any value over 500 characters as an artifact.
+
+        The parameter then keeps the value's first characters and its hash.
+        """
         batch = []
         for key, value in params.items():
             text = str(value)

@@ -1,10 +1,10 @@
 """Read study and final-seed runs of one experiment into polars tables.
 
-The tag names are the benchmark's MLflow conventions: parent runs carry
-``phase=study``, ``dataset``, ``openml_id``, ``encoder``, ``status`` and
-``best_params_hash``; final-seed runs carry ``phase=final``, ``seed``,
-``study_key`` and ``params_hash`` and the metrics ``test_rmse``,
-``test_mae`` and ``test_r2``.
+The tag names are the benchmark's MLflow conventions. Parent runs carry the
+tags ``phase=study``, ``dataset``, ``openml_id``, ``encoder``, ``status`` and
+``best_params_hash``. Final-seed runs carry the tags ``phase=final``, ``seed``,
+``study_key`` and ``params_hash``, and the metrics ``test_rmse``, ``test_mae``
+and ``test_r2``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 class ReportError(LookupError):
-    """The experiment to report on does not exist or holds no runs."""
+    """The experiment to report on does not exist."""
 
 
 def build_report(

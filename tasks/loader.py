@@ -34,7 +34,7 @@ def default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class DataSources:
-    """Where datasets come from.
+    """Dataset sources, tried in the order cache, mirror, OpenML.
 
     Attributes:
         cache_dir: Folder of the project's Parquet cache.

@@ -1,6 +1,6 @@
 """A local mirror folder of OpenML datasets stored as Parquet.
 
-A mirror holds one Parquet file per dataset (``<openml_id>_<name>.parquet``)
+A mirror contains one Parquet file per dataset (``<openml_id>_<name>.parquet``)
 and a ``MANIFEST.toml`` with one ``[[dataset]]`` table per file, giving at least
 ``file``, ``openml_dataset_id``, ``name``, ``target`` and ``sha256``, and
 optionally ``categorical_features``. Categorical columns are stored as strings.
@@ -91,8 +91,14 @@ class Mirror:
 
 
 def _read_manifest(path: Path, root: Path) -> dict[int, MirrorEntry]:
-    with path.open("rb") as handle:
-        document = tomllib.load(handle)
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise DatasetError(
+            f"{path} is not valid TOML ({error}). Restore the manifest from the "
+            "mirror's source."
+        ) from None
 
     entries: dict[int, MirrorEntry] = {}
     for index, table in enumerate(document.get("dataset", [])):

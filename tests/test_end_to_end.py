@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -181,3 +187,63 @@ def test_unknown_encoder_is_rejected(tmp_path: Path, mirror: Path, caplog):
     assert code == 2
     assert "no-such-encoder" in caplog.text
     assert "Available:" in caplog.text
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_ui_serves_parent_and_child_runs(demo_results: Path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.cli",
+            "ui",
+            "--results",
+            str(demo_results),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, "bench ui exited early"
+                assert time.monotonic() < deadline, "bench ui did not start in 90 s"
+                time.sleep(0.5)
+
+        query = f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=demo"
+        experiment = json.load(urllib.request.urlopen(query))["experiment"]
+        request = urllib.request.Request(
+            f"{base}/api/2.0/mlflow/runs/search",
+            data=json.dumps(
+                {"experiment_ids": [experiment["experiment_id"]], "max_results": 1000}
+            ).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        runs = json.load(urllib.request.urlopen(request))["runs"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    tags = [{t["key"]: t["value"] for t in r["data"]["tags"]} for r in runs]
+    parents = {
+        r["info"]["run_id"]
+        for r, t in zip(runs, tags, strict=True)
+        if t.get("phase") == "study"
+    }
+    children = [t for t in tags if t.get("phase") in ("trial", "final")]
+    assert len(parents) == len(DATASETS) * len(ENCODERS)
+    assert children
+    assert all(t["mlflow.parentRunId"] in parents for t in children)
