@@ -27,6 +27,7 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
+from bench.attention import bin_weight_profile
 from bench.config import Preset
 from bench.tracking import Tracker, fingerprint
 from bench.training import (
@@ -389,6 +390,13 @@ class StudyRunner:
                 spec.encoder, params, spec.data, seed=seed, **self._loop_settings()
             )
             self.tracker.log_json(run_id, encoder.summary(), "encoder_state.json")
+            profile = None
+            if seed == 0:
+                profile = bin_weight_profile(
+                    model, spec.data.train.x_num, spec.record["numeric_features"]
+                )
+            if profile is not None:
+                self.tracker.log_json(run_id, profile, "encoder_weights.json")
             started = time.perf_counter()
             standardized = predict(model, spec.data.test, self.preset.eval_batch_size)
             predict_time = time.perf_counter() - started

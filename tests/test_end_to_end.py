@@ -247,3 +247,18 @@ def test_ui_serves_parent_and_child_runs(demo_results: Path):
     assert len(parents) == len(DATASETS) * len(ENCODERS)
     assert children
     assert all(t["mlflow.parentRunId"] in parents for t in children)
+
+
+def test_soft_bins_seed_logs_bin_weights(demo_results: Path):
+    client = MlflowClient(f"sqlite:///{demo_results / 'mlflow.db'}")
+    finals = runs_by_phase(demo_results)["final"]
+    soft = [r for r in finals if r.data.tags["encoder"] == "soft-bins"]
+    with_profile = [
+        r
+        for r in soft
+        if any(
+            a.path == "encoder_weights.json"
+            for a in client.list_artifacts(r.info.run_id)
+        )
+    ]
+    assert sorted(r.data.tags["seed"] for r in with_profile) == ["0"] * len(DATASETS)

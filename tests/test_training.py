@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.attention import bin_weight_profile
 from bench.training import (
     BestWeights,
     DeviceData,
@@ -118,3 +119,21 @@ def test_constant_target_r2_is_nan():
     assert math.isnan(metrics["r2"])
     assert metrics["rmse"] == 1.0
 
+
+def test_soft_bin_profile_sums_to_one():
+    data = make_data()
+    model, _, _ = train_model(SoftBinsEncoder, PARAMS, data, seed=0, **loop())
+
+    profile = bin_weight_profile(model, data.train.x_num, ["a", "b", "c"])
+
+    weights = np.array(profile["weights"])
+    assert profile["feature"] == "a"
+    assert weights.shape[0] == len(profile["values"]) == 200
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+    assert profile["values"][0] == pytest.approx(float(data.train.x_num[:, 0].min()))
+
+
+def test_plain_encoder_has_no_profile():
+    data = make_data()
+    model, _, _ = train_model(PlainEncoder, PARAMS, data, seed=0, **loop(max_epochs=1))
+    assert bin_weight_profile(model, data.train.x_num, ["a", "b", "c"]) is None
