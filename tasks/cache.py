@@ -20,6 +20,8 @@ from tasks.dataset import Dataset, DatasetError
 
 logger = logging.getLogger(__name__)
 
+SIDECAR_KEYS = ("name", "target", "categorical", "sha256")
+
 
 class TableCache:
     """A folder of cached datasets keyed by OpenML id."""
@@ -38,14 +40,14 @@ class TableCache:
         """Return the cached dataset, or None when it is not cached.
 
         Raises:
-            DatasetError: if the cached file's checksum differs from the one
-                recorded when it was written.
+            DatasetError: if the sidecar is unreadable or the cached file's
+                checksum differs from the one recorded when it was written.
         """
         table, sidecar = self.paths(openml_id)
         if not (table.is_file() and sidecar.is_file()):
             return None
 
-        meta = json.loads(sidecar.read_text())
+        meta = _read_sidecar(openml_id, table, sidecar)
         actual = sha256_file(table)
         if actual != meta["sha256"]:
             raise DatasetError(
@@ -84,3 +86,21 @@ class TableCache:
         os.replace(partial, table)
         os.replace(partial_meta, sidecar)
         logger.debug("Cached dataset %d at %s", dataset.openml_id, table)
+
+
+def _read_sidecar(openml_id: int, table: Path, sidecar: Path) -> dict:
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        problem = f"is not valid JSON ({error})"
+    else:
+        missing = [
+            k for k in SIDECAR_KEYS if not isinstance(meta, dict) or k not in meta
+        ]
+        if not missing:
+            return meta
+        problem = f"lacks the keys {missing}"
+    raise DatasetError(
+        f"OpenML dataset {openml_id}: the cache sidecar {sidecar} {problem}. "
+        f"Delete {table} and {sidecar} to load the dataset again."
+    )

@@ -96,8 +96,8 @@ def _read_manifest(path: Path, root: Path) -> dict[int, MirrorEntry]:
             document = tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise DatasetError(
-            f"{path} is not valid TOML ({error}). Restore the manifest from the "
-            "mirror's source."
+            f"The mirror manifest {path} is not valid TOML ({error}). Restore it "
+            "from the mirror's source."
         ) from None
 
     entries: dict[int, MirrorEntry] = {}

@@ -12,6 +12,7 @@ import logging
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
+from xml.parsers.expat import ExpatError
 
 import pandas as pd
 import polars as pl
@@ -58,8 +59,11 @@ def cache_complete(openml_id: int) -> bool:
     """Return whether the openml-python cache can serve a dataset offline.
 
     Raises:
-        DatasetError: if a cached file is empty, which openml-python would
-            otherwise treat as a failure and answer by deleting the folder.
+        DatasetError: if a cached file is empty or the cached description is
+            not valid XML. For a broken description, openml-python 0.15.1
+            requests it from the server again and, if that request fails,
+            deletes the whole folder. An empty data file fails later with an
+            error that does not name the dataset.
     """
     folder, data = cached_files(openml_id)
     description = folder / "description.xml"
@@ -70,7 +74,27 @@ def cache_complete(openml_id: int) -> bool:
                 "Delete it and fetch the dataset again on a machine with network "
                 "access, or use a mirror (--mirror / BENCH_MIRROR)."
             )
+    if description.is_file():
+        _check_description(openml_id, description)
     return description.is_file() and bool(data)
+
+
+def _check_description(openml_id: int, path: Path) -> None:
+    import xmltodict
+
+    try:
+        document = xmltodict.parse(path.read_bytes())
+    except ExpatError as error:
+        problem = f"is not valid XML ({error})"
+    else:
+        if "oml:data_set_description" in document:
+            return
+        problem = "has no oml:data_set_description element"
+    raise DatasetError(
+        f"OpenML dataset {openml_id}: the cached description {path} {problem}. "
+        "Delete it and fetch the dataset again on a machine with network access, "
+        "or use a mirror (--mirror / BENCH_MIRROR)."
+    )
 
 
 def load_from_openml(openml_id: int, target: str | None = None) -> Dataset:
@@ -96,17 +120,49 @@ def load_from_openml(openml_id: int, target: str | None = None) -> Dataset:
             "fill the cache on a machine with network access and copy it here."
         )
 
-    remote = openml.datasets.get_dataset(
-        openml_id,
-        download_data=True,
-        download_qualities=False,
-        download_features_meta_data=False,
-    )
+    try:
+        remote = openml.datasets.get_dataset(
+            openml_id,
+            download_data=True,
+            download_qualities=False,
+            download_features_meta_data=False,
+        )
+    except (openml.exceptions.PyOpenMLError, OSError) as error:
+        raise DatasetError(
+            f"OpenML dataset {openml_id}: openml-python failed to fetch it from "
+            f"{openml.config.server} ({type(error).__name__}: {error}). Point "
+            "--mirror or BENCH_MIRROR at a mirror folder that holds it, or retry "
+            "when the server is reachable."
+        ) from error
+
     target = target or _default_target(openml_id, remote.default_target_attribute)
-    features, labels, categorical_mask, names = remote.get_data(target=target)
-    frame = _to_polars(openml_id, features, labels, target)
+    # The table is read without a target because get_data(target=...) fails
+    # with an IndexError when the target is not a column.
+    try:
+        table, _, categorical_mask, names = remote.get_data()
+    # openml-python 0.15.1 raises a bare Exception for an unreadable Parquet
+    # file, naming only the path and chaining the reader's error as the cause.
+    except Exception as error:
+        _, data = cached_files(openml_id)
+        reason = error.__cause__ or error
+        raise DatasetError(
+            f"OpenML dataset {openml_id}: openml-python failed to read the data "
+            f"file {', '.join(map(str, data)) or '(none cached)'} "
+            f"({type(reason).__name__}: {reason}). Delete the file and fetch the "
+            "dataset again, or use a mirror (--mirror / BENCH_MIRROR)."
+        ) from error
+    if target not in names:
+        raise DatasetError(
+            f"OpenML dataset {openml_id} ({remote.name}): target column "
+            f"{target!r} is not in the table, whose first columns are "
+            f"{names[:10]}. Set `target` for this dataset in the suite file."
+        )
+
+    frame = _to_polars(openml_id, table.drop(columns=[target]), table[target], target)
     categorical = tuple(
-        n for n, is_cat in zip(names, categorical_mask, strict=True) if is_cat
+        n
+        for n, is_cat in zip(names, categorical_mask, strict=True)
+        if is_cat and n != target
     )
     logger.info(
         "Loaded OpenML dataset %d (%s) through openml-python", openml_id, remote.name

@@ -178,28 +178,27 @@ class Preprocessor:
         # It only shapes the fitted quantiles; transformed values carry none.
         rng = np.random.default_rng(self.seed)
         jittered = train + QUANTILE_NOISE * self.std * rng.standard_normal(train.shape)
+        n_quantiles = max(min(len(train) // 30, 1000), 10)
         self.quantiles = QuantileTransformer(
-            n_quantiles=max(min(len(train) // 30, 1000), 10),
+            # More quantiles than rows would only make scikit-learn warn and
+            # lower the count to the number of rows itself.
+            n_quantiles=min(n_quantiles, len(train)),
             output_distribution="normal",
             subsample=10**9,
             random_state=self.seed,
         ).fit(jittered)
 
-        # The noise can move the outer quantiles past the training range, and
-        # then the training maximum would map below the top of the output
-        # range while any larger value jumps to it. Pinning the outer
-        # quantiles to the training minimum and maximum makes both extremes
-        # map to the ends of the output range, like every value beyond them.
-        low, high = train.min(axis=0), train.max(axis=0)
-        quantiles = np.clip(self.quantiles.quantiles_, low, high)
-        quantiles[0], quantiles[-1] = low, high
-        self.quantiles.quantiles_ = quantiles
+        # The noise can move the outer fitted quantiles past the training
+        # range. Values are therefore clipped to that range before the
+        # transform, so anything beyond the training maximum maps exactly where
+        # the maximum does instead of jumping to the top of the output range.
+        self.low, self.high = train.min(axis=0), train.max(axis=0)
 
     def _apply_numeric_transform(self, values: np.ndarray) -> np.ndarray:
         if self.numeric_transform == "none" or values.shape[1] == 0:
             return values
         if self.quantiles is not None:
-            return self.quantiles.transform(values)
+            return self.quantiles.transform(np.clip(values, self.low, self.high))
         return (values - self.mean) / self.std
 
 

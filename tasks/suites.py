@@ -64,7 +64,12 @@ def load_suite(name_or_path: str) -> Suite:
         SuiteError: if the suite does not exist or its file is malformed.
     """
     path = Path(name_or_path)
-    if path.suffix == ".toml" and path.is_file():
+    if path.suffix == ".toml":
+        if not path.is_file():
+            raise SuiteError(
+                f"Suite file {path} does not exist. Pass the path of an existing "
+                f".toml file or a built-in suite: {', '.join(builtin_suites())}."
+            )
         text = path.read_text()
         origin = str(path)
     else:
@@ -76,7 +81,11 @@ def load_suite(name_or_path: str) -> Suite:
             )
         text = resource.read_text()
         origin = f"built-in suite {name_or_path}"
-    return _parse(tomllib.loads(text), origin)
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SuiteError(f"{origin} is not valid TOML: {error}.") from None
+    return _parse(document, origin)
 
 
 def _parse(document: dict, origin: str) -> Suite:
@@ -90,9 +99,16 @@ def _parse(document: dict, origin: str) -> Suite:
             raise SuiteError(
                 f"{origin}: [[dataset]] number {index + 1} has no openml_id."
             )
+        try:
+            openml_id = int(table["openml_id"])
+        except (TypeError, ValueError):
+            raise SuiteError(
+                f"{origin}: [[dataset]] number {index + 1} has openml_id "
+                f"{table['openml_id']!r}, which is not an integer."
+            ) from None
         entries.append(
             SuiteEntry(
-                openml_id=int(table["openml_id"]),
+                openml_id=openml_id,
                 name=str(table.get("name", table["openml_id"])),
                 target=table.get("target"),
             )
