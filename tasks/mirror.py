@@ -9,11 +9,11 @@ optionally ``categorical_features``. Categorical columns are stored as strings.
 from __future__ import annotations
 
 import logging
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import tomllib
 
 from tasks.checksums import sha256_file
 from tasks.dataset import Dataset, DatasetError

@@ -17,11 +17,10 @@ too, so a user can copy one and edit it.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-
-import tomllib
 
 
 class SuiteError(ValueError):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import tomllib
 from pathlib import Path
 
 import polars as pl
 import pytest
-import tomllib
 from polars.testing import assert_frame_equal
 
 from tasks import DatasetError, DataSources, load_dataset

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from tasks import load_suite
 from tasks.mirror import MANIFEST_NAME
