@@ -9,8 +9,13 @@ A dataset whose cache is complete loads without the network.
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 from xml.parsers.expat import ExpatError
 
@@ -18,6 +23,9 @@ import pandas as pd
 import polars as pl
 
 from tasks.dataset import Dataset, DatasetError
+
+if TYPE_CHECKING:
+    from openml import OpenMLDataset
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +128,19 @@ def load_from_openml(openml_id: int, target: str | None = None) -> Dataset:
             "fill the cache on a machine with network access and copy it here."
         )
 
+    if not cache_complete(openml_id):
+        _fetch(openml_id)
+    _, data_files = cached_files(openml_id)
+    with _scratch_cache(openml_id):
+        remote = _fetch(openml_id)
+        return _read(remote, openml_id, target, data_files)
+
+
+def _fetch(openml_id: int) -> OpenMLDataset:
+    import openml
+
     try:
-        remote = openml.datasets.get_dataset(
+        return openml.datasets.get_dataset(
             openml_id,
             download_data=True,
             download_qualities=False,
@@ -135,6 +154,38 @@ def load_from_openml(openml_id: int, target: str | None = None) -> Dataset:
             "when the server is reachable."
         ) from error
 
+
+@contextmanager
+def _scratch_cache(openml_id: int) -> Iterator[None]:
+    """Point openml-python at a throw-away copy of one dataset's cache folder.
+
+    openml-python 0.15.1 writes pickle files beside the data when it reads a
+    dataset, and unpickles them on later reads; it also deletes the folder when
+    a read fails. Reading from a copy keeps the real cache unchanged, and no
+    pickle from a persistent cache is ever loaded.
+    """
+    import openml
+
+    root = Path(openml.config._root_cache_directory)
+    folder, data = cached_files(openml_id)
+    relative = folder.relative_to(root)
+    with tempfile.TemporaryDirectory(prefix="openml-scratch-") as scratch:
+        copy = Path(scratch) / relative
+        copy.mkdir(parents=True)
+        for path in [folder / "description.xml", *data]:
+            shutil.copy2(path, copy / path.name)
+        openml.config.set_root_cache_directory(scratch)
+        try:
+            yield
+        finally:
+            openml.config.set_root_cache_directory(root)
+
+
+def _read(
+    remote: OpenMLDataset, openml_id: int, target: str | None, files: list[Path]
+) -> Dataset:
+    """Read the table from the cache, naming ``files`` (the real cache's data
+    files, not the scratch copies) when that fails."""
     target = target or _default_target(openml_id, remote.default_target_attribute)
     # The table is read without a target because get_data(target=...) fails
     # with an IndexError when the target is not a column.
@@ -143,11 +194,10 @@ def load_from_openml(openml_id: int, target: str | None = None) -> Dataset:
     # openml-python 0.15.1 raises a bare Exception for an unreadable Parquet
     # file, naming only the path and chaining the reader's error as the cause.
     except Exception as error:
-        _, data = cached_files(openml_id)
         reason = error.__cause__ or error
         raise DatasetError(
             f"OpenML dataset {openml_id}: openml-python failed to read the data "
-            f"file {', '.join(map(str, data)) or '(none cached)'} "
+            f"file {', '.join(map(str, files)) or '(none cached)'} "
             f"({type(reason).__name__}: {reason}). Delete the file and fetch the "
             "dataset again, or use a mirror (--mirror / BENCH_MIRROR)."
         ) from error

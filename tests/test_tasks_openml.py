@@ -254,3 +254,17 @@ def test_openml_unreadable_parquet_rejected(
     assert str(MONEYBALL) in str(raised.value)
     assert str(data_file) in str(raised.value)
     assert folder.is_dir()
+
+
+def test_openml_cache_left_byte_identical(
+    offline_openml: OfflineOpenML, tmp_path: Path
+):
+    folder = cache_moneyball(offline_openml, require_mirror())
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    dataset = load_dataset(MONEYBALL, offline_openml.sources(tmp_path / "cache"))
+
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert dataset.source == "openml"
+    assert after == before
+    assert not list(folder.parent.parent.rglob("*.pkl*"))
