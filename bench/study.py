@@ -236,6 +236,7 @@ class StudyRunner:
         return study
 
     def _tune(self, study: optuna.Study, parent: Run) -> None:
+        self._reconcile_trial_runs(study)
         done = sum(t.state in DONE_STATES for t in study.trials)
         remaining = self.preset.n_trials - done
         if remaining <= 0:
@@ -263,37 +264,68 @@ class StudyRunner:
             "encoder": self.spec.encoder.name,
             "dataset": self.spec.dataset,
         }
-        with self.tracker.child_run(parent, f"trial {trial.number}", tags) as run_id:
-            trial.set_user_attr("mlflow_run_id", run_id)
+        # The run stays RUNNING on success: `_log_trial` finishes it once Optuna
+        # has stored the trial's state, so a kill in between cannot leave a
+        # FINISHED run for a trial that Optuna will run again.
+        run_id = self.tracker.start_child(parent, f"trial {trial.number}", tags)
+        trial.set_user_attr("mlflow_run_id", run_id)
+        try:
             self.tracker.log_params(run_id, params)
-            try:
-                model, _, result = train_model(
-                    self.spec.encoder,
-                    params,
-                    self.spec.data,
-                    seed=trial.number,
-                    callbacks=[pruning],
-                    **self._loop_settings(),
-                )
-            except optuna.TrialPruned:
-                self.tracker.log_curve(run_id, MONITOR, pruning.curve)
-                self.tracker.client.set_tag(run_id, "trial_state", "PRUNED")
-                raise
-            self.tracker.log_curve(run_id, MONITOR, result.curve)
-            self.tracker.log_metrics(
-                run_id,
-                {
-                    "best_val_rmse": result.best_val_rmse,
-                    "best_epoch": result.best_epoch,
-                    "train_time_s": result.train_time_s,
-                    "n_params": count_parameters(model),
-                },
+            model, _, result = train_model(
+                self.spec.encoder,
+                params,
+                self.spec.data,
+                seed=trial.number,
+                callbacks=[pruning],
+                **self._loop_settings(),
             )
-            self.tracker.client.set_tag(run_id, "trial_state", "COMPLETE")
+        except optuna.TrialPruned:
+            self.tracker.log_curve(run_id, MONITOR, pruning.curve)
+            self.tracker.client.set_tag(run_id, "trial_state", "PRUNED")
+            raise
+        except BaseException as error:
+            self.tracker.fail(run_id, error)
+            raise
+
+        self.tracker.log_curve(run_id, MONITOR, result.curve)
+        self.tracker.log_metrics(
+            run_id,
+            {
+                "best_val_rmse": result.best_val_rmse,
+                "best_epoch": result.best_epoch,
+                "train_time_s": result.train_time_s,
+                "n_params": count_parameters(model),
+            },
+        )
+        self.tracker.client.set_tag(run_id, "trial_state", "COMPLETE")
         trial.set_user_attr("train_time_s", result.train_time_s)
         return result.best_val_rmse
 
+    def _reconcile_trial_runs(self, study: optuna.Study) -> None:
+        """End RUNNING trial runs whose Optuna trial is over.
+
+        A process killed after Optuna stored a trial but before MLflow heard of
+        it leaves such runs. They end FINISHED when the trial completed or was
+        pruned, and KILLED when it failed; runs of trials still RUNNING in
+        Optuna are left alone, because another worker may own them.
+        """
+        states = {t.number: t.state for t in study.trials}
+        leftovers = self.tracker.find_runs(
+            self.experiment_id,
+            f"tags.phase = 'trial' and tags.study_key = '{self.study_key}' "
+            "and attributes.status = 'RUNNING'",
+        )
+        for run in leftovers:
+            state = states.get(int(run.data.tags["trial_number"]))
+            if state in DONE_STATES:
+                self.tracker.client.set_terminated(run.info.run_id, "FINISHED")
+            elif state != TrialState.RUNNING:
+                self.tracker.client.set_terminated(run.info.run_id, "KILLED")
+
     def _log_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id and trial.state in DONE_STATES:
+            self.tracker.client.set_terminated(run_id, "FINISHED")
         number = sum(t.state in DONE_STATES for t in study.trials)
         if trial.state == TrialState.COMPLETE:
             logger.info(
@@ -330,6 +362,7 @@ class StudyRunner:
         self.tracker.log_metrics(parent_id, {"best_val_rmse": best.value})
 
         done = {int(r.data.tags["seed"]) for r in self._final_runs(params_hash)}
+        self._end_stale_final_runs()
         for seed in range(self.preset.n_seeds):
             if seed in done:
                 continue
@@ -358,6 +391,21 @@ class StudyRunner:
             len(runs),
         )
         return summary
+
+    def _end_stale_final_runs(self) -> None:
+        """Mark final-seed runs left RUNNING by a killed process as KILLED.
+
+        NOTE: this assumes one process per study, as the in-process runner
+        guarantees; with several workers on one study it would end a seed that
+        another worker is still training.
+        """
+        stale = self.tracker.find_runs(
+            self.experiment_id,
+            f"tags.phase = 'final' and tags.study_key = '{self.study_key}' "
+            "and attributes.status = 'RUNNING'",
+        )
+        for run in stale:
+            self.tracker.client.set_terminated(run.info.run_id, "KILLED")
 
     def _final_runs(self, params_hash: str) -> list[Run]:
         runs = self.tracker.find_runs(

@@ -124,13 +124,8 @@ class Tracker:
             tags={**tags, "phase": "study", "study_key": study_key},
         )
 
-    @contextmanager
-    def child_run(self, parent: Run, name: str, tags: dict[str, str]) -> Iterator[str]:
-        """Open a nested run under ``parent``; yield its id.
-
-        The run ends FINISHED, or FAILED when the body raises (the error is
-        stored in the ``error`` tag and re-raised).
-        """
+    def start_child(self, parent: Run, name: str, tags: dict[str, str]) -> str:
+        """Create a RUNNING nested run under ``parent`` and return its id."""
         run = self.client.create_run(
             parent.info.experiment_id,
             tags={
@@ -139,15 +134,26 @@ class Tracker:
                 MLFLOW_RUN_NAME: name,
             },
         )
-        run_id = run.info.run_id
+        return run.info.run_id
+
+    def fail(self, run_id: str, error: BaseException) -> None:
+        """End a run FAILED (KILLED for Ctrl-C), storing the error in a tag."""
+        status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        self.client.set_tag(run_id, "error", f"{type(error).__name__}: {error}"[:4000])
+        self.client.set_terminated(run_id, status)
+
+    @contextmanager
+    def child_run(self, parent: Run, name: str, tags: dict[str, str]) -> Iterator[str]:
+        """Open a nested run under ``parent``; yield its id.
+
+        The run ends FINISHED, or FAILED when the body raises (the error is
+        stored in the ``error`` tag and re-raised).
+        """
+        run_id = self.start_child(parent, name, tags)
         try:
             yield run_id
         except BaseException as error:
-            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-            self.client.set_tag(
-                run_id, "error", f"{type(error).__name__}: {error}"[:4000]
-            )
-            self.client.set_terminated(run_id, status)
+            self.fail(run_id, error)
             raise
         self.client.set_terminated(run_id, "FINISHED")
 
