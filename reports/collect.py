@@ -1,30 +1,73 @@
-"""Read study and final-seed runs of one experiment into polars tables.
+"""Read the study and final-seed runs of one MLflow experiment into polars tables.
 
-The tag names are the benchmark's MLflow conventions. Parent runs carry the
-tags ``phase=study``, ``dataset``, ``openml_id``, ``encoder``, ``status`` and
-``best_params_hash``. Final-seed runs carry the tags ``phase=final``, ``seed``,
-``study_key`` and ``params_hash``, and the metrics ``test_rmse``, ``test_mae``
-and ``test_r2``.
+Parent runs are tagged ``phase=study`` with ``dataset``, ``openml_id``,
+``encoder``, ``status`` and ``best_params_hash``, and carry the metrics
+``tune_time_s`` (the sum of the trials' training times), ``n_trials_done`` and,
+when the benchmark logs it, ``tune_wall_time_s``. Final-seed runs are tagged
+``phase=final`` with ``seed``, ``study_key`` and ``params_hash``, and carry the
+test metrics. A final run counts when it finished and its ``params_hash`` is
+its study's current ``best_params_hash``. A (dataset, encoder) pair with
+several studies (a re-run under another preset gets a new ``study_key``) is
+represented by its newest study with final results. Every search follows
+MLflow's result pages to the last one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import polars as pl
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+logger = logging.getLogger(__name__)
+
 PAGE_SIZE = 1000
+
+# MLflow 3 draws a download progress bar on stderr. With a tracking server it
+# also prints a "View run" link to stdout when a run ends, which would mix into
+# the Markdown that `bench report` writes to stdout.
+QUIET_VARIABLES = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
 
 FINAL_METRICS = (
     "test_rmse",
     "test_mae",
     "test_r2",
+    "val_rmse",
     "train_time_s",
     "predict_time_s",
     "n_params",
 )
+
+STUDY_SCHEMA: dict[str, type[pl.DataType]] = {
+    "study_key": pl.String,
+    "run_id": pl.String,
+    "start_time": pl.Int64,
+    "dataset": pl.String,
+    "openml_id": pl.Int64,
+    "encoder": pl.String,
+    "status": pl.String,
+    "status_reason": pl.String,
+    "best_params_hash": pl.String,
+    "tune_time_s": pl.Float64,
+    "n_trials_done": pl.Float64,
+}
+
+FINAL_SCHEMA: dict[str, type[pl.DataType]] = {
+    "study_key": pl.String,
+    "params_hash": pl.String,
+    "seed": pl.Int64,
+    "run_id": pl.String,
+    "start_time": pl.Int64,
+    **{name: pl.Float64 for name in FINAL_METRICS},
+}
 
 
 @dataclass
@@ -32,13 +75,20 @@ class Results:
     """Rows read from MLflow.
 
     Attributes:
-        studies: One row per (dataset, encoder) parent run.
-        finals: One row per finished final-seed run whose configuration is the
-            study's current best (older configurations are left out).
+        studies: One row per (dataset, encoder) pair, from its selected parent
+            run: identity tags, ``status`` (the ``status`` tag, else
+            ``running`` while the run is open and ``stopped`` once it ended),
+            ``tune_time_s`` (seconds, from `_tuning_time`) and
+            ``n_trials_done``.
+        finals: One row per (study, seed) counted in the report, with the test
+            metrics (target units), ``val_rmse``, ``train_time_s`` and
+            ``predict_time_s`` (seconds), ``n_params`` and the study's identity.
+        notes: Data problems found while reading (runs left out and why).
     """
 
     studies: pl.DataFrame
     finals: pl.DataFrame
+    notes: list[str] = field(default_factory=list)
 
 
 def search_all(
@@ -58,70 +108,148 @@ def search_all(
 
 
 def collect_results(client: MlflowClient, experiment_id: str) -> Results:
-    """Read the studies and their current final-seed runs of one experiment."""
-    parents = search_all(client, experiment_id, "tags.phase = 'study'")
-    studies = pl.DataFrame(
-        [
-            {
-                "study_key": r.data.tags.get("study_key", ""),
-                "dataset": r.data.tags.get("dataset", ""),
-                "openml_id": int(r.data.tags.get("openml_id", -1)),
-                "encoder": r.data.tags.get("encoder", ""),
-                "status": r.data.tags.get("status", "running"),
-                "status_reason": r.data.tags.get("status_reason", ""),
-                "best_params_hash": r.data.tags.get("best_params_hash", ""),
-                "tune_time_s": r.data.metrics.get("tune_time_s"),
-                "n_trials_done": r.data.metrics.get("n_trials_done"),
-            }
-            for r in parents
-        ],
-        schema={
-            "study_key": pl.String,
-            "dataset": pl.String,
-            "openml_id": pl.Int64,
-            "encoder": pl.String,
-            "status": pl.String,
-            "status_reason": pl.String,
-            "best_params_hash": pl.String,
-            "tune_time_s": pl.Float64,
-            "n_trials_done": pl.Float64,
-        },
+    """Read the studies and their counted final-seed runs of one experiment.
+
+    Args:
+        client: Client of any tracking store (SQLite file or server).
+        experiment_id: The experiment of one suite.
+
+    Returns:
+        The selected studies, their final-seed rows, and notes on left-out runs.
+    """
+    notes: list[str] = []
+    studies = _study_frame(search_all(client, experiment_id, "tags.phase = 'study'"))
+    finals_raw = search_all(
+        client, experiment_id, "tags.phase = 'final' and attributes.status = 'FINISHED'"
+    )
+    finals = _final_frame(finals_raw)
+
+    no_metric = finals.filter(pl.col("test_rmse").is_null())
+    if no_metric.height:
+        notes.append(f"{no_metric.height} finished final runs lack test_rmse.")
+        finals = finals.filter(pl.col("test_rmse").is_not_null())
+
+    identity = studies.select(
+        "study_key", "dataset", "openml_id", "encoder", "best_params_hash"
+    )
+    orphans = finals.join(identity, on="study_key", how="anti")
+    if orphans.height:
+        notes.append(f"{orphans.height} final runs have no parent study run.")
+    current = (
+        finals.join(identity, on="study_key")
+        .filter(pl.col("params_hash") == pl.col("best_params_hash"))
+        .sort("start_time")
+        .unique(subset=["study_key", "seed"], keep="first", maintain_order=True)
+        .drop("best_params_hash", "start_time")
     )
 
-    finals_raw = search_all(
-        client,
+    selected = _select_studies(studies, current, notes)
+    current = current.join(selected.select("study_key"), on="study_key", how="semi")
+    logger.info(
+        "Read %d studies and %d final runs (%d counted) from experiment %s",
+        studies.height,
+        len(finals_raw),
+        current.height,
         experiment_id,
-        "tags.phase = 'final' and attributes.status = 'FINISHED'",
     )
-    schema = {
-        "study_key": pl.String,
-        "params_hash": pl.String,
-        "seed": pl.Int64,
-        "run_id": pl.String,
-        **{m: pl.Float64 for m in FINAL_METRICS},
-    }
-    finals = pl.DataFrame(
-        [
+    return Results(
+        studies=selected.drop("start_time"),
+        finals=current.sort("openml_id", "encoder", "seed"),
+        notes=notes,
+    )
+
+
+def _study_frame(parents: list[Run]) -> pl.DataFrame:
+    rows = []
+    for run in parents:
+        tags = run.data.tags
+        default_status = "running" if run.info.status == "RUNNING" else "stopped"
+        rows.append(
             {
-                "study_key": r.data.tags.get("study_key", ""),
-                "params_hash": r.data.tags.get("params_hash", ""),
-                "seed": int(r.data.tags.get("seed", -1)),
-                "run_id": r.info.run_id,
-                **{m: r.data.metrics.get(m) for m in FINAL_METRICS},
+                "study_key": tags.get("study_key", run.info.run_id),
+                "run_id": run.info.run_id,
+                "start_time": run.info.start_time,
+                "dataset": tags.get("dataset", "?"),
+                "openml_id": _int(tags.get("openml_id")),
+                "encoder": tags.get("encoder", "?"),
+                "status": tags.get("status", default_status),
+                "status_reason": tags.get("status_reason", ""),
+                "best_params_hash": tags.get("best_params_hash", ""),
+                "tune_time_s": _tuning_time(run),
+                "n_trials_done": run.data.metrics.get("n_trials_done"),
             }
-            for r in finals_raw
-        ],
-        schema=schema,
-    )
-    current = (
-        finals.join(
-            studies.select(
-                "study_key", "dataset", "openml_id", "encoder", "best_params_hash"
-            ),
-            on="study_key",
         )
-        .filter(pl.col("params_hash") == pl.col("best_params_hash"))
-        .unique(subset=["study_key", "seed"], keep="first", maintain_order=True)
-        .drop("best_params_hash")
+    return pl.DataFrame(rows, schema=STUDY_SCHEMA)
+
+
+def _final_frame(runs: list[Run]) -> pl.DataFrame:
+    rows = [
+        {
+            "study_key": run.data.tags.get("study_key", ""),
+            "params_hash": run.data.tags.get("params_hash", ""),
+            "seed": _int(run.data.tags.get("seed")),
+            "run_id": run.info.run_id,
+            "start_time": run.info.start_time,
+            **{name: run.data.metrics.get(name) for name in FINAL_METRICS},
+        }
+        for run in runs
+    ]
+    return pl.DataFrame(rows, schema=FINAL_SCHEMA)
+
+
+def _select_studies(
+    studies: pl.DataFrame, finals: pl.DataFrame, notes: list[str]
+) -> pl.DataFrame:
+    """Keep one study per (dataset, encoder): the newest with final results."""
+    with_finals = finals.select("study_key").unique().with_columns(has_finals=True)
+    ordered = (
+        studies.join(with_finals, on="study_key", how="left")
+        .with_columns(pl.col("has_finals").fill_null(False))
+        .sort(["has_finals", "start_time"], descending=True)
     )
-    return Results(studies=studies, finals=current)
+    selected = ordered.unique(
+        subset=["openml_id", "encoder"], keep="first", maintain_order=True
+    )
+    superseded = studies.height - selected.height
+    if superseded:
+        notes.append(
+            f"{superseded} older studies of the same (dataset, encoder) pair "
+            "were left out in favour of the newest one with final results."
+        )
+    return selected.drop("has_finals").sort("openml_id", "encoder")
+
+
+def _tuning_time(run: Run) -> float | None:
+    """Return the study's tuning time in seconds.
+
+    That is ``tune_wall_time_s`` (wall clock) when the parent run logs it, else
+    ``tune_time_s`` (the sum of the trials' training times).
+    """
+    metrics = run.data.metrics
+    return metrics.get("tune_wall_time_s", metrics.get("tune_time_s"))
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+@contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """Keep MLflow from writing to stdout and stderr inside the block.
+
+    The environment variables are restored afterwards, so the setting does
+    not leak into the calling program.
+    """
+    previous = {name: os.environ.get(name) for name in QUIET_VARIABLES}
+    os.environ.update(QUIET_VARIABLES)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -1,12 +1,38 @@
-"""Leaderboard tables: per-dataset mean ± std of test RMSE, ranks, average rank."""
+"""Assemble every table and test of a report from the rows read from MLflow.
+
+`build_leaderboard` joins the per-dataset statistics (`reports.tables`), the
+cost columns (`reports.costs`), the comparisons with the baseline and the
+Friedman test (`reports.significance`) and the Elo ratings (`reports.elo`)
+into one `Leaderboard`. An incomplete experiment still gets its tables, because
+analyses that cannot run (no baseline, one encoder, too few complete datasets)
+are skipped and named in ``notes``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from reports.collect import Results
+from reports.costs import median_costs, per_dataset_costs
+from reports.elo import N_BOOTSTRAP, elo_table
+from reports.significance import (
+    ALPHA,
+    FriedmanResult,
+    friedman,
+    welch_outcomes,
+    wilcoxon_vs_baseline,
+)
+from reports.tables import (
+    add_normalized_scores,
+    add_ranks,
+    average_ranks,
+    missing_cells,
+    summarize_seeds,
+)
+
+BASELINE = "none"
 
 
 @dataclass
@@ -14,43 +40,137 @@ class Leaderboard:
     """The tables of one report.
 
     Attributes:
-        per_dataset: One row per (dataset, encoder) with finished seeds:
-            ``rmse_mean``, ``rmse_std`` (sample std, 0 for one seed),
-            ``n_seeds``, ``rank`` (1 = lowest mean RMSE; ties share the
-            average rank).
-        overall: One row per encoder: ``average_rank`` over the datasets where
-            it has results, and ``n_datasets``.
-        missing: (dataset, encoder) studies without final results, with status.
+        per_dataset: One row per (dataset, encoder) with final results:
+            ``rmse_mean`` and ``rmse_std`` (target units), ``mae_mean``,
+            ``r2_mean``, ``n_seeds``, ``rank``, ``normalized_score``, the cost
+            columns, ``status`` of the study, and ``p_welch`` and ``outcome``
+            against the baseline.
+        overall: One row per encoder: ``average_rank``, ``normalized_score``,
+            ``n_datasets``, ``elo`` with ``elo_low`` and ``elo_high``,
+            ``wins``, ``ties``, ``losses`` and ``untested`` against the
+            baseline, the Wilcoxon columns, and the median cost columns.
+        missing: (dataset, encoder) cells of the grid without final results.
+        friedman: The Friedman test with the critical difference, or None.
+        n_bootstrap: Resamples behind the Elo intervals.
+        notes: Analyses skipped and runs left out, as sentences.
     """
 
     per_dataset: pl.DataFrame
     overall: pl.DataFrame
     missing: pl.DataFrame
+    friedman: FriedmanResult | None
+    baseline: str
+    alpha: float
+    n_final_runs: int
+    n_bootstrap: int = N_BOOTSTRAP
+    notes: list[str] = field(default_factory=list)
 
 
-def build_leaderboard(results: Results) -> Leaderboard:
-    """Aggregate final-seed results into the leaderboard tables."""
-    per_dataset = (
-        results.finals.group_by("openml_id", "dataset", "encoder")
-        .agg(
-            rmse_mean=pl.col("test_rmse").mean(),
-            rmse_std=pl.col("test_rmse").std().fill_null(0.0),
-            mae_mean=pl.col("test_mae").mean(),
-            r2_mean=pl.col("test_r2").mean(),
-            n_seeds=pl.len(),
+def build_leaderboard(
+    results: Results,
+    split_sizes: pl.DataFrame | None = None,
+    *,
+    baseline: str = BASELINE,
+    alpha: float = ALPHA,
+    n_bootstrap: int = N_BOOTSTRAP,
+) -> Leaderboard:
+    """Aggregate final-seed results into the leaderboard tables.
+
+    Args:
+        results: Studies and final-seed rows from `reports.collect`.
+        split_sizes: Row counts per dataset (``openml_id``, ``n_train``,
+            ``n_val``, ``n_test``); without them the per-row times are blank.
+        baseline: Encoder that the others are tested against.
+        alpha: Significance level of every test.
+        n_bootstrap: Resamples for the Elo interval.
+    """
+    notes = list(results.notes)
+    if split_sizes is None:
+        split_sizes = pl.DataFrame(
+            schema={c: pl.Int64 for c in ("openml_id", "n_train", "n_val", "n_test")}
         )
-        .with_columns(rank=pl.col("rmse_mean").rank(method="average").over("openml_id"))
+    finals = results.finals
+    per = add_normalized_scores(add_ranks(summarize_seeds(finals)))
+    per = (
+        per.join(
+            per_dataset_costs(finals, results.studies, split_sizes),
+            on=["openml_id", "encoder"],
+            how="left",
+        )
+        .join(
+            results.studies.select("openml_id", "encoder", "status"),
+            on=["openml_id", "encoder"],
+            how="left",
+        )
+        .join(
+            welch_outcomes(finals, baseline, alpha),
+            on=["openml_id", "encoder"],
+            how="left",
+        )
         .sort("openml_id", "rank", "encoder")
     )
+
+    encoders = sorted(per["encoder"].unique().to_list())
+    has_baseline = baseline in encoders
+    if not encoders:
+        notes.append("No finished final runs: there is nothing to rank.")
+    elif not has_baseline:
+        notes.append(
+            f"The baseline encoder {baseline!r} has no results, so wins, ties, "
+            "losses and the Wilcoxon tests are left out and Elo ratings are "
+            "centred on a mean of 1000."
+        )
+    overall = _overall(per, encoders, baseline, n_bootstrap)
+
+    result = friedman(per, alpha) if encoders else None
+    if encoders and result is None:
+        notes.append(
+            "The Friedman test and the critical-difference diagram need at least "
+            "two encoders with results on at least two common datasets."
+        )
+    elif result is not None and result.statistic is None:
+        notes.append(
+            "The Friedman test needs at least three encoders; the "
+            "critical-difference diagram still compares the two."
+        )
+    return Leaderboard(
+        per_dataset=per,
+        overall=overall,
+        missing=missing_cells(results, per),
+        friedman=result,
+        baseline=baseline,
+        alpha=alpha,
+        n_final_runs=finals.height,
+        n_bootstrap=n_bootstrap,
+        notes=notes,
+    )
+
+
+def _overall(
+    per: pl.DataFrame, encoders: list[str], baseline: str, n_bootstrap: int
+) -> pl.DataFrame:
+    counts = (
+        per.filter(pl.col("outcome").is_not_null())
+        .group_by("encoder")
+        .agg(
+            wins=(pl.col("outcome") == "win").sum(),
+            ties=(pl.col("outcome") == "tie").sum(),
+            losses=(pl.col("outcome") == "loss").sum(),
+            untested=(pl.col("outcome") == "untested").sum(),
+        )
+    )
     overall = (
-        per_dataset.group_by("encoder")
-        .agg(average_rank=pl.col("rank").mean(), n_datasets=pl.len())
-        .sort("average_rank", "encoder")
+        average_ranks(per)
+        .join(median_costs(per), on="encoder", how="left")
+        .join(counts, on="encoder", how="left")
+        .join(wilcoxon_vs_baseline(per, baseline), on="encoder", how="left")
     )
-    have = per_dataset.select("openml_id", "encoder")
-    missing = (
-        results.studies.join(have, on=["openml_id", "encoder"], how="anti")
-        .select("dataset", "openml_id", "encoder", "status", "status_reason")
-        .sort("openml_id", "encoder")
-    )
-    return Leaderboard(per_dataset=per_dataset, overall=overall, missing=missing)
+    if encoders:
+        elo = elo_table(per, baseline, n_bootstrap=n_bootstrap)
+        overall = overall.join(elo, on="encoder", how="left")
+    else:
+        overall = overall.with_columns(
+            pl.lit(None, pl.Float64).alias(name)
+            for name in ("elo", "elo_low", "elo_high")
+        )
+    return overall.sort("average_rank", "encoder")

@@ -1,102 +1,84 @@
-"""Markdown rendering of a leaderboard."""
+"""Markdown rendering of a report, for reading on a code-hosting site.
+
+The document opens with the counts and notes, then the leaderboard (one row
+per encoder), significance, a section per dataset, the plots (linked by
+relative PNG paths, so they show next to the file) and the method. Every
+encoder name appears once in the leaderboard table and once in each dataset's
+table, so a reader or a script can find its row by ``| name |``.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from reports.display import Plot, Plots, Table, dataset_tables, missing_table
+from reports.display import overall_table as build_overall_table
 from reports.leaderboard import Leaderboard
+from reports.narrative import method_lines, significance_lines, summary_lines
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def render_table(table: Table) -> str:
+    """Return a pipe table; ``|`` inside a cell is escaped."""
     lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
+        "| " + " | ".join(table.header) + " |",
+        "|" + "|".join("---" for _ in table.header) + "|",
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    for row in table.rows:
+        lines.append("| " + " | ".join(c.text.replace("|", "\\|") for c in row) + " |")
     return "\n".join(lines)
 
 
-def _number(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.4g}"
-
-
-def render_markdown(board: Leaderboard, title: str, source: str) -> str:
-    """Return the leaderboard as a Markdown document.
+def render_markdown(
+    board: Leaderboard, title: str, source: str, plots: Plots | None = None
+) -> str:
+    """Return the report as a Markdown document.
 
     Args:
+        board: The report's tables.
         title: Heading, usually the suite or experiment name.
         source: Where the runs were read from, shown under the heading.
+        plots: Plots to link; None leaves the plot sections out.
     """
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    parts = [
-        f"# Leaderboard: {title}",
-        "",
-        f"Built from MLflow ({source}) on {stamp}. Test RMSE is in the target's "
-        "original units, mean ± sample standard deviation over final seeds; rank "
-        "1 is the lowest mean RMSE on a dataset.",
-        "",
-        "## Average rank across datasets",
-        "",
-        _table(
-            ["encoder", "average rank", "datasets"],
-            [
-                [r["encoder"], f"{r['average_rank']:.2f}", str(r["n_datasets"])]
-                for r in board.overall.iter_rows(named=True)
-            ],
-        ),
-        "",
-        "## Per dataset",
-    ]
+    plots = plots or Plots()
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [f"# Leaderboard: {title}", "", f"Built from MLflow ({source}) on {stamp}."]
+    parts += ["", *_paragraphs(summary_lines(board))]
+    notes = board.notes + plots.notes
+    if notes:
+        parts += ["", "Notes:", "", *(f"- {n}" for n in notes)]
 
-    for (openml_id, dataset), rows in board.per_dataset.group_by(
-        "openml_id", "dataset", maintain_order=True
-    ):
-        parts += [
-            "",
-            f"### {dataset} (OpenML {openml_id})",
-            "",
-            _table(
-                ["rank", "encoder", "test RMSE", "MAE", "R²", "seeds"],
-                [
-                    [
-                        _rank(r["rank"]),
-                        r["encoder"],
-                        f"{_number(r['rmse_mean'])} ± {_number(r['rmse_std'])}",
-                        _number(r["mae_mean"]),
-                        _number(r["r2_mean"]),
-                        str(r["n_seeds"]),
-                    ]
-                    for r in rows.iter_rows(named=True)
-                ],
-            ),
-        ]
+    parts += ["", "## Leaderboard", "", render_table(build_overall_table(board))]
+    parts += ["", "## Significance", "", *_paragraphs(significance_lines(board))]
+    if plots.cd_diagram is not None:
+        parts += ["", _image(plots.cd_diagram)]
+
+    parts += ["", "## Per dataset"]
+    for heading, table in dataset_tables(board):
+        parts += ["", f"### {heading}", "", render_table(table)]
+
+    figures = [p for p in (plots.rmse, plots.heatmap) if p is not None]
+    if figures or plots.bin_weights:
+        parts += ["", "## Plots"]
+        for plot in figures + plots.bin_weights:
+            parts += ["", f"### {plot.title}", "", _image(plot)]
 
     if board.missing.height:
         parts += [
             "",
-            f"## Studies without results ({board.missing.height})",
+            f"## Missing cells ({board.missing.height})",
             "",
-            _table(
-                ["dataset", "OpenML id", "encoder", "status", "reason"],
-                [
-                    [
-                        r["dataset"],
-                        str(r["openml_id"]),
-                        r["encoder"],
-                        r["status"],
-                        r["status_reason"] or "",
-                    ]
-                    for r in board.missing.iter_rows(named=True)
-                ],
-            ),
+            render_table(missing_table(board)),
         ]
+    parts += ["", "## Method", "", *(f"- {line}" for line in method_lines(board))]
     return "\n".join(parts) + "\n"
 
 
-def _rank(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+def _paragraphs(lines: list[str]) -> list[str]:
+    out: list[str] = []
+    for line in lines:
+        out += [line, ""]
+    return out[:-1]
 
 
-__all__ = ["render_markdown"]
+def _image(plot: Plot) -> str:
+    return f"![{plot.title}]({plot.path.as_posix()})\n\n{plot.caption}"

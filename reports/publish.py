@@ -1,17 +1,56 @@
-"""Build a report from a tracking store, write it, and log it back to MLflow."""
+"""Build a report from a tracking store, write its files, and log them to MLflow.
+
+`build_report` is the entry point of ``bench report``. It reads one experiment
+through `MlflowClient` (any tracking URI), computes the tables and tests,
+draws the plots, and writes into the output folder:
+
+- ``leaderboard.md``: Markdown, with plots linked as ``plots/*.png``;
+- ``report.html``: one self-contained page with embedded plots;
+- ``results.csv`` and ``results.parquet``: one row per counted final seed;
+- ``leaderboard.csv`` and ``per_dataset.csv``: the aggregated tables.
+
+The same files are logged under ``report/`` of the experiment's report run
+(tagged ``phase=report``, created once and reused).
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import polars as pl
 from mlflow.tracking import MlflowClient
 
-from reports.collect import collect_results, search_all
+from reports.artifacts import read_bin_weights, read_split_sizes
+from reports.collect import Results, collect_results, quiet_mlflow, search_all
+from reports.html import render_html
 from reports.leaderboard import Leaderboard, build_leaderboard
 from reports.markdown import render_markdown
+from reports.plots import draw_plots
 
 logger = logging.getLogger(__name__)
+
+RAW_COLUMNS = (
+    "dataset",
+    "openml_id",
+    "encoder",
+    "seed",
+    "test_rmse",
+    "test_mae",
+    "test_r2",
+    "val_rmse",
+    "train_time_s",
+    "predict_time_s",
+    "n_params",
+    "n_train",
+    "n_val",
+    "n_test",
+    "status",
+    "params_hash",
+    "study_key",
+    "run_id",
+)
 
 
 class ReportError(LookupError):
@@ -21,38 +60,94 @@ class ReportError(LookupError):
 def build_report(
     tracking_uri: str, experiment: str, out_dir: Path
 ) -> tuple[Path, Leaderboard]:
-    """Write ``leaderboard.md`` and ``results.csv`` for one experiment.
+    """Write every report file for one experiment and log them to MLflow.
 
-    The files go to ``out_dir`` and are logged as artifacts of the experiment's
-    report run (tagged ``phase=report``, created once and reused).
+    Args:
+        tracking_uri: Any MLflow tracking URI (``sqlite:///...``, a server URL).
+        experiment: Name of the experiment, which is the suite name.
+        out_dir: Output folder, created if needed; existing files of the same
+            names are replaced.
+
+    Returns:
+        The path of ``leaderboard.md`` and the leaderboard tables.
 
     Raises:
         ReportError: if the experiment does not exist.
     """
     client = MlflowClient(tracking_uri)
+    source = redact_uri(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         names = [e.name for e in client.search_experiments()]
         raise ReportError(
-            f"No MLflow experiment named {experiment!r} at {tracking_uri}; "
+            f"No MLflow experiment named {experiment!r} at {source}; "
             f"experiments there: {names}. Run `bench run` first or pass --suite."
         )
 
     results = collect_results(client, found.experiment_id)
-    board = build_leaderboard(results)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    markdown = out_dir / "leaderboard.md"
-    markdown.write_text(render_markdown(board, experiment, tracking_uri))
-    raw = out_dir / "results.csv"
-    results.finals.sort("openml_id", "encoder", "seed").write_csv(raw)
+    split_sizes = read_split_sizes(client, results.studies, results.notes)
+    weights = read_bin_weights(client, results.finals, results.notes)
+    board = build_leaderboard(results, split_sizes)
 
-    report_run = _report_run(client, found.experiment_id)
-    for path in (markdown, raw):
-        client.log_artifact(report_run, str(path), "report")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = draw_plots(board, weights, out_dir / "plots", out_dir)
+    markdown = out_dir / "leaderboard.md"
+    markdown.write_text(render_markdown(board, experiment, source, plots))
+    page = out_dir / "report.html"
+    page.write_text(render_html(board, experiment, source, plots, out_dir))
+    raw = raw_results(results, split_sizes)
+    raw.write_csv(out_dir / "results.csv")
+    raw.write_parquet(out_dir / "results.parquet")
+    board.overall.write_csv(out_dir / "leaderboard.csv")
+    board.per_dataset.write_csv(out_dir / "per_dataset.csv")
+
+    files = [
+        markdown,
+        page,
+        out_dir / "results.csv",
+        out_dir / "results.parquet",
+        out_dir / "leaderboard.csv",
+        out_dir / "per_dataset.csv",
+    ]
+    figures = [plots.cd_diagram, plots.rmse, plots.heatmap, *plots.bin_weights]
+    with quiet_mlflow():
+        run_id = _report_run(client, found.experiment_id)
+        for path in files:
+            client.log_artifact(run_id, str(path), "report")
+        for plot in figures:
+            if plot is not None:
+                client.log_artifact(run_id, str(out_dir / plot.path), "report/plots")
     logger.info(
-        "Leaderboard written to %s (%d final runs)", markdown, results.finals.height
+        "Report written to %s (%d final runs, %d missing cells); logged to run %s",
+        out_dir,
+        board.n_final_runs,
+        board.missing.height,
+        run_id,
     )
     return markdown, board
+
+
+def raw_results(results: Results, split_sizes: pl.DataFrame) -> pl.DataFrame:
+    """Return one row per counted final seed, with row counts and study status."""
+    return (
+        results.finals.join(split_sizes, on="openml_id", how="left")
+        .join(
+            results.studies.select("openml_id", "encoder", "status"),
+            on=["openml_id", "encoder"],
+            how="left",
+        )
+        .select(RAW_COLUMNS)
+        .sort("openml_id", "encoder", "seed")
+    )
+
+
+def redact_uri(uri: str) -> str:
+    """Return ``uri`` with any user name and password replaced by ``***``."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def _report_run(client: MlflowClient, experiment_id: str) -> str:

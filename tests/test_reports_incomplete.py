@@ -1,0 +1,156 @@
+"""Reports on incomplete experiments: gaps are marked and counted, never fatal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from reports_fixtures import StoreBuilder, Study
+
+from reports import ReportError, build_report
+from reports.leaderboard import Leaderboard
+
+
+def build(
+    factory: pytest.TempPathFactory, tmp_path: Path, studies: list[Study]
+) -> tuple[str, Leaderboard, Path]:
+    store = StoreBuilder(factory, tmp_path)
+    for study in studies:
+        store.add(study)
+    markdown, board = build_report(store.uri, store.experiment, tmp_path / "out")
+    for name in ("report.html", "results.csv", "results.parquet"):
+        assert (tmp_path / "out" / name).is_file()
+    return markdown.read_text(), board, tmp_path / "out"
+
+
+def cell(board: Leaderboard, openml_id: int, encoder: str) -> dict:
+    rows = board.per_dataset.filter(
+        (pl.col("openml_id") == openml_id) & (pl.col("encoder") == encoder)
+    )
+    return rows.row(0, named=True)
+
+
+def test_running_study_partial_seeds(tmp_path_factory, tmp_path):
+    text, board, _ = build(
+        tmp_path_factory,
+        tmp_path,
+        [
+            Study("alpha", 1, "none", [1.0, 1.1]),
+            Study("alpha", 1, "soft-bins", [0.8], status=None),
+            Study("beta", 2, "none", [2.0, 2.1]),
+        ],
+    )
+    running = cell(board, 1, "soft-bins")
+    assert running["status"] == "running"
+    assert running["n_seeds"] == 1
+    assert running["outcome"] == "untested"
+    assert "| 1 | soft-bins | 0.8 ± 0 |" in text
+    assert "0/0/0 (1 untested)" in text
+    missing = board.missing.row(0, named=True)
+    assert (missing["openml_id"], missing["encoder"], missing["status"]) == (
+        2,
+        "soft-bins",
+        "no study",
+    )
+    assert "1 of 4 (dataset, encoder) cells are missing (1 no study)" in text
+
+
+def test_complete_study_without_finals(tmp_path_factory, tmp_path):
+    text, board, out = build(
+        tmp_path_factory,
+        tmp_path,
+        [
+            Study("alpha", 1, "none", [1.0, 1.1]),
+            Study("alpha", 1, "ple-quantile", []),
+            Study("alpha", 1, "soft-bins", [], status="failed", reason="out of memory"),
+            Study("beta", 2, "none", [2.0, 2.1]),
+            Study("beta", 2, "ple-quantile", [1.5, 1.6]),
+            Study("beta", 2, "soft-bins", [1.8, 1.9]),
+        ],
+    )
+    assert board.missing.height == 2
+    assert "2 of 6 (dataset, encoder) cells are missing (1 complete, 1 failed)" in text
+    assert "| – | soft-bins | missing |" in text
+    assert "failed: out of memory" in text
+    assert "## Missing cells (2)" in text
+    assert pl.read_csv(out / "results.csv").height == 8
+
+
+def test_only_one_encoder(tmp_path_factory, tmp_path):
+    text, board, out = build(
+        tmp_path_factory,
+        tmp_path,
+        [Study("alpha", 1, "none", [1.0, 1.1]), Study("beta", 2, "none", [2.0])],
+    )
+    assert board.friedman is None
+    assert board.overall["elo"].to_list() == [1000.0]
+    assert "need at least two encoders" in text
+    assert "No critical-difference diagram" in text
+    assert not (out / "plots" / "cd_diagram.png").exists()
+    assert (out / "plots" / "rank_heatmap.png").is_file()
+
+
+def test_only_one_dataset(tmp_path_factory, tmp_path):
+    text, board, _ = build(
+        tmp_path_factory,
+        tmp_path,
+        [
+            Study("alpha", 1, "none", [1.0, 1.1]),
+            Study("alpha", 1, "ple-quantile", [0.5, 0.6]),
+            Study("alpha", 1, "soft-bins", [0.7, 0.8]),
+        ],
+    )
+    assert board.friedman is None
+    assert board.overall["average_rank"].to_list() == [1.0, 2.0, 3.0]
+    assert "at least two common datasets" in text
+    assert "| ple-quantile | 1.00 |" in text
+
+
+def test_no_baseline_encoder(tmp_path_factory, tmp_path):
+    text, board, _ = build(
+        tmp_path_factory,
+        tmp_path,
+        [
+            Study("alpha", 1, "ple-quantile", [0.5, 0.6]),
+            Study("alpha", 1, "soft-bins", [0.7, 0.8]),
+            Study("beta", 2, "ple-quantile", [1.5, 1.6]),
+            Study("beta", 2, "soft-bins", [1.7, 1.8]),
+        ],
+    )
+    assert "The baseline encoder 'none' has no results" in text
+    assert board.overall["wins"].to_list() == [None, None]
+    assert board.overall["elo"].mean() == pytest.approx(1000.0)
+    assert board.friedman is not None
+    assert board.friedman.statistic is None
+    assert "needs at least three encoders" in text
+
+
+def test_missing_artifacts_noted(tmp_path_factory, tmp_path):
+    text, board, out = build(
+        tmp_path_factory,
+        tmp_path,
+        [
+            Study("alpha", 1, "none", [1.0, 1.1], data_json=False),
+            Study("alpha", 1, "soft-bins", [0.9, 0.95], data_json=False),
+            Study("alpha", 1, "autodis", [0.8, 0.85], data_json=False),
+        ],
+    )
+    assert cell(board, 1, "none")["train_s_per_1k_rows"] is None
+    assert "blank where data.json cannot be read: OpenML 1." in text
+    assert "No bin-weight plot for soft-bins" in text
+    assert "No bin-weight plot for autodis" in text
+    assert not list((out / "plots").glob("bin_weights_*.png"))
+
+
+def test_empty_experiment(tmp_path_factory, tmp_path):
+    text, board, out = build(tmp_path_factory, tmp_path, [])
+    assert board.per_dataset.height == 0
+    assert "No finished final runs" in text
+    assert pl.read_csv(out / "results.csv").height == 0
+
+
+def test_unknown_experiment_rejected(tmp_path_factory, tmp_path):
+    store = StoreBuilder(tmp_path_factory, tmp_path)
+    with pytest.raises(ReportError, match="No MLflow experiment named 'other'"):
+        build_report(store.uri, "other", tmp_path / "out")
