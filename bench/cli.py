@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.verbose)
     try:
         return args.handler(args)
-    except (ValueError, LookupError) as error:
+    except (ValueError, LookupError, ConnectionError) as error:
         # Invalid input of every kind (suite, preset, dataset, encoder) lands
         # here with a message that names it.
         logger.error("%s", error)

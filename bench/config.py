@@ -38,6 +38,7 @@ class Preset:
     test_fraction: float
     val_fraction: float
     train_cap: int | None
+    deduplicate: bool
     numeric_transform: str
     n_trials: int
     sampler_seed: int
@@ -137,6 +138,7 @@ def _parse(doc: dict[str, Any], origin: str) -> Preset:
         test_fraction=float(split["test_fraction"]),
         val_fraction=float(split["val_fraction"]),
         train_cap=int(split["train_cap"]) if "train_cap" in split else None,
+        deduplicate=bool(split.get("deduplicate", False)),
         numeric_transform=str(doc["preprocess"]["numeric_transform"]),
         n_trials=int(tuning["n_trials"]),
         sampler_seed=int(tuning["sampler_seed"]),

@@ -15,11 +15,17 @@ from typing import Any
 
 import optuna
 import polars as pl
+import sqlalchemy
 import torch
 
 from bench.config import Preset
 from bench.study import PairOutcome, PairSpec, StudyRunner
-from bench.tracking import Tracker, code_version, local_tracking_uri
+from bench.tracking import (
+    Tracker,
+    check_reachable,
+    code_version,
+    local_tracking_uri,
+)
 from bench.training import DeviceData, Part
 from encoders import get_encoder
 from reports import build_report
@@ -33,6 +39,7 @@ from tasks import (
     load_dataset,
     make_split,
 )
+from tasks.duplicates import drop_duplicate_rows, rows_shared
 from tasks.splits import SplitError
 
 logger = logging.getLogger(__name__)
@@ -101,13 +108,22 @@ def optuna_storage(url: str) -> optuna.storages.BaseStorage:
     engine: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine = {"connect_args": {"timeout": 60}}
-    return optuna.storages.RDBStorage(
-        url,
-        engine_kwargs=engine,
-        heartbeat_interval=30,
-        grace_period=120,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
-    )
+    elif url.startswith("postgresql"):
+        engine = {"connect_args": {"connect_timeout": 10}}
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=30,
+            grace_period=120,
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
+        )
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
+        raise ConnectionError(
+            f"Optuna storage {url} could not be opened ({type(error).__name__}: "
+            f"{error}). Check that the database server runs and the URL is right, "
+            "or leave --storage out to use SQLite in the results folder."
+        ) from None
 
 
 def run_suite(
@@ -121,6 +137,7 @@ def run_suite(
     results = options.results.resolve()
     results.mkdir(parents=True, exist_ok=True)
     tracking_uri = options.tracking_uri or local_tracking_uri(results)
+    check_reachable(tracking_uri)
     tracker = Tracker(tracking_uri, artifact_root=results / "mlartifacts")
     experiment_id = tracker.experiment_id(suite.name)
     storage = optuna_storage(
@@ -184,6 +201,12 @@ def _prepare(
 ) -> dict[str, Any]:
     dataset = load_dataset(entry.openml_id, sources, target=entry.target)
     frame = _drop_missing_target(dataset.frame, dataset.target, entry)
+    n_duplicates = 0
+    if preset.deduplicate:
+        frame, n_duplicates = drop_duplicate_rows(frame)
+        logger.info(
+            "Dataset %d: dropped %d exact duplicate rows", entry.openml_id, n_duplicates
+        )
     split = make_split(
         frame.height,
         seed=preset.split_seed,
@@ -192,6 +215,16 @@ def _prepare(
         train_cap=preset.train_cap,
         dataset=f"OpenML dataset {entry.openml_id} ({dataset.name})",
     )
+
+    test_in_train = rows_shared(frame, split.train, split.test)
+    if test_in_train:
+        logger.warning(
+            "Dataset %d: %d of %d test rows also occur in the training rows; set "
+            "deduplicate = true in the preset's [split] table to drop duplicates",
+            entry.openml_id,
+            test_in_train,
+            len(split.test),
+        )
 
     preprocessor = Preprocessor(
         dataset.numeric,
@@ -229,6 +262,8 @@ def _prepare(
             "split_seed": split.seed,
             "split_hash": split.hash,
             "split_sizes": split.sizes(),
+            "duplicates_dropped": n_duplicates,
+            "test_rows_in_train": test_in_train,
             "numeric_features": preprocessor.numeric_kept,
             "categorical_features": list(dataset.categorical),
             "dropped_constant": report.dropped_constant,

@@ -205,6 +205,8 @@ class StudyRunner:
             "patience": self.preset.patience,
             "batch_size": self.preset.batch_size,
             "dropped_constant_columns": record.get("dropped_constant", []),
+            "test_rows_in_train": record.get("test_rows_in_train", 0),
+            "duplicates_dropped": record.get("duplicates_dropped", 0),
             "search_space": {k: repr(v) for k, v in self.space.items()},
         }
 

@@ -14,12 +14,14 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from mlflow.entities import Metric, Param, Run, RunStatus
 from mlflow.tracking import MlflowClient
@@ -36,6 +38,28 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 def local_tracking_uri(results: Path) -> str:
     """Return the default tracking URI: a SQLite store inside ``results``."""
     return f"sqlite:///{(results / 'mlflow.db').resolve()}"
+
+
+def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
+    """Raise `ConnectionError` unless an HTTP tracking server accepts connections.
+
+    MLflow's client retries an unreachable server for minutes; this check fails
+    in at most ``timeout_s`` seconds, before any training starts. Local stores
+    (SQLite, file paths) need no check.
+    """
+    url = urlparse(tracking_uri)
+    if url.scheme not in ("http", "https"):
+        return
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout_s):
+            return
+    except OSError as error:
+        raise ConnectionError(
+            f"MLflow tracking server {tracking_uri} is unreachable ({error}). Start "
+            "it, or pass another --tracking-uri (or unset MLFLOW_TRACKING_URI to "
+            "use the SQLite store in the results folder)."
+        ) from None
 
 
 def code_version() -> str:

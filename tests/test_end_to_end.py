@@ -120,6 +120,7 @@ def test_mlflow_parent_and_child_runs(demo_results: Path):
         ):
             assert tags[key], key
         assert "test_rmse_mean" in parent.data.metrics
+        assert parent.data.params["test_rows_in_train"] == "0"
 
 
 def test_trial_runs_hold_epoch_curves(demo_results: Path):
