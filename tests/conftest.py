@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from openml_fixtures import offline_openml  # noqa: F401 (registers the fixture)
 
 
 @pytest.fixture(scope="session")

@@ -8,21 +8,17 @@ listening, so every connection is refused at once, and builds the openml-python
 from __future__ import annotations
 
 import os
-import socket
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import openml
 import pandas as pd
 import polars as pl
 import pytest
+from openml_fixtures import OfflineOpenML
 from polars.testing import assert_frame_equal
 
-from tasks import DatasetError, DataSources, load_dataset
+from tasks import DatasetError, load_dataset
 from tasks.mirror import MANIFEST_NAME
-from tasks.openml_source import server_reachable
 
 MONEYBALL = 41021
 MONEYBALL_FILE = "41021_Moneyball.parquet"
@@ -38,43 +34,6 @@ def require_mirror() -> Path:
             f"{MANIFEST_NAME} and the Parquet files. It is {value!r}."
         )
     return Path(value)
-
-
-@dataclass
-class OfflineOpenML:
-    """An openml-python configuration whose server refuses every connection."""
-
-    root: Path
-    base_url: str
-
-    def dataset_folder(self, openml_id: int) -> Path:
-        cache = Path(openml.config.get_cache_directory())
-        assert cache.is_relative_to(self.root)
-        return cache / "datasets" / str(openml_id)
-
-    def sources(self, cache_dir: Path) -> DataSources:
-        return DataSources(cache_dir=cache_dir, mirror=None, openml_cache=self.root)
-
-
-@pytest.fixture
-def offline_openml(tmp_path: Path) -> Iterator[OfflineOpenML]:
-    saved_server = openml.config.server
-    saved_root = openml.config.get_config_as_dict()["cachedir"]
-    # A TCP socket that is bound but not listening refuses connections, and
-    # holding it keeps any other process from taking the port meanwhile.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed_port:
-        closed_port.bind(("127.0.0.1", 0))
-        port = closed_port.getsockname()[1]
-        base_url = f"http://127.0.0.1:{port}"
-        root = tmp_path / "openml"
-        openml.config.server = f"{base_url}/api/v1/xml"
-        openml.config.set_root_cache_directory(root)
-        try:
-            assert not server_reachable(timeout_s=1.0)
-            yield OfflineOpenML(root=root, base_url=base_url)
-        finally:
-            openml.config.server = saved_server
-            openml.config.set_root_cache_directory(saved_root)
 
 
 def write_description(folder: Path, openml_id: int, name: str, target: str, base: str):
