@@ -212,16 +212,19 @@ def _run(args: argparse.Namespace) -> int:
         logger.error("Study %s failed: %s", pair, error)
     if summary.report is not None:
         logger.info("Leaderboard: %s", summary.report)
-    complete = sum(o.status == "complete" for o in summary.outcomes.values())
+    statuses = [o.status for o in summary.outcomes.values()]
+    complete = statuses.count("complete")
+    failed = len(summary.failed) + statuses.count("failed")
     logger.info(
         "%d of %d studies complete, %d skipped, %d failed",
         complete,
-        len(summary.outcomes) + len(summary.failed),
-        sum(o.status == "skipped" for o in summary.outcomes.values()),
-        len(summary.failed)
-        + sum(o.status == "failed" for o in summary.outcomes.values()),
+        len(statuses) + len(summary.failed),
+        statuses.count("skipped"),
+        failed,
     )
-    return 0 if not summary.failed and complete else 1
+    # Exit status 1 tells batch scripts that a study failed or nothing ran,
+    # even though the leaderboard was still written.
+    return 0 if complete and not failed else 1
 
 
 def _report(args: argparse.Namespace) -> int:
