@@ -164,9 +164,13 @@ def test_larger_budget_continues_study(tmp_path: Path, mirror: Path):
     assert main([*args, "--trials", "2"]) == 0
     assert main([*args, "--trials", "3"]) == 0
 
+    assert main([*args, "--trials", "3"]) == 0
+
     phases = runs_by_phase(tmp_path)
-    assert len(phases["study"]) == 1
+    (parent,) = phases["study"]
     assert len(phases["trial"]) == 3
+    for trial in phases["trial"]:
+        assert trial.data.tags["mlflow.parentRunId"] == parent.info.run_id
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     (summary,) = optuna.get_all_study_summaries(storage)
     study = optuna.load_study(study_name=summary.study_name, storage=storage)
