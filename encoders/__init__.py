@@ -9,5 +9,12 @@ this repository can add one. This package imports nothing else of the project.
 
 from encoders.base import Encoder, EncoderError
 from encoders.registry import available_encoders, get_encoder
+from encoders.temperature import set_training_progress
 
-__all__ = ["Encoder", "EncoderError", "available_encoders", "get_encoder"]
+__all__ = [
+    "Encoder",
+    "EncoderError",
+    "available_encoders",
+    "get_encoder",
+    "set_training_progress",
+]

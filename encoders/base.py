@@ -38,6 +38,7 @@ class Encoder(ABC):
             )
         self.params = {**self.defaults(), **params}
         self.state: dict[str, Any] = {}
+        self.check_params()
 
     @classmethod
     def search_space(cls) -> dict[str, BaseDistribution]:
@@ -57,6 +58,13 @@ class Encoder(ABC):
         Args:
             x_train: Numeric training features, shape (n_rows, n_features).
             y_train: Training target, shape (n_rows,), for target-aware encoders.
+        """
+
+    def check_params(self) -> None:  # noqa: B027 (optional hook)
+        """Raise EncoderError if a value in ``self.params`` is invalid.
+
+        Called at the end of ``__init__``. The message names the parameter, the
+        value and a valid range, so a failed trial shows how to fix its space.
         """
 
     @abstractmethod

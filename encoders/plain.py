@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
+from encoders import policies
 from encoders.base import Encoder
 
 
@@ -26,3 +29,14 @@ class PlainEncoder(Encoder):
 
     def build(self, n_features: int) -> nn.Module:
         return Identity(n_features)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "policy": policies.policy(
+                dtype="No parameters or buffers: the output is the input, any dtype.",
+                out_of_range="Passed through unchanged.",
+                ties=policies.NO_BINS,
+                magnitude=policies.LINEAR_MAGNITUDE,
+                binary=policies.VALUE_BINARY,
+            )
+        }

@@ -14,16 +14,45 @@ from __future__ import annotations
 import logging
 from importlib.metadata import entry_points
 
+from encoders.autodis import AutoDisEncoder
 from encoders.base import Encoder, EncoderError
+from encoders.hard_bins import BinEmbeddingEncoder, OneHotBinsEncoder
+from encoders.linear import LinearEncoder, LinearReLUEncoder
+from encoders.periodic import PeriodicEncoder, PLREncoder, PLRLiteEncoder
 from encoders.plain import PlainEncoder
-from encoders.ple import QuantilePLEEncoder
+from encoders.ple import (
+    QuantilePLEEncoder,
+    QuantilePLEEncodingEncoder,
+    QuantilePLELinearEncoder,
+    TreePLEEncoder,
+    TreePLEEncodingEncoder,
+    TreePLELinearEncoder,
+)
 from encoders.soft_bins import SoftBinsEncoder
 
 logger = logging.getLogger(__name__)
 
 GROUP = "bench.encoders"
 BUILTIN: dict[str, type[Encoder]] = {
-    cls.name: cls for cls in (PlainEncoder, QuantilePLEEncoder, SoftBinsEncoder)
+    cls.name: cls
+    for cls in (
+        PlainEncoder,
+        OneHotBinsEncoder,
+        BinEmbeddingEncoder,
+        QuantilePLEEncoder,
+        QuantilePLELinearEncoder,
+        QuantilePLEEncodingEncoder,
+        TreePLEEncoder,
+        TreePLELinearEncoder,
+        TreePLEEncodingEncoder,
+        LinearEncoder,
+        LinearReLUEncoder,
+        PeriodicEncoder,
+        PLREncoder,
+        PLRLiteEncoder,
+        SoftBinsEncoder,
+        AutoDisEncoder,
+    )
 }
 
 

@@ -1,0 +1,207 @@
+"""Forward + backward time of encoders on one fixed batch, for a cost comparison.
+
+Every encoder gets the same input batch, the same number of bins (or
+meta-embeddings for ``autodis``) and the same embedding size wherever it has
+those parameters, and its defaults for everything else. Bins are fitted on a
+fixed standard-normal training set, so quantile bins get the requested count
+and tree bins at most that. The timed step is ``module(x)`` followed by
+``output.sum().backward()``, the encoder's share of one training step. Modules
+without parameters (``none``, ``onehot-bins``, the bare PLE encodings) have no
+backward pass, so only their forward pass is timed.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from encoders.base import Encoder, EncoderError
+from encoders.registry import available_encoders
+
+logger = logging.getLogger(__name__)
+
+#: Parameters set to the comparison's bin count, when an encoder has them.
+BIN_PARAMETERS = ("n_bins", "n_meta_embeddings")
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class TimedStep:
+    """One encoder's module and the forward + backward step that is timed.
+
+    Args:
+        cls: The encoder class.
+        x_train: Features that bins are fitted on, shape (n_train, n_features).
+        y_train: Target for tree bins, shape (n_train,).
+        batch: The timed input, on the target device.
+        n_bins: Value for ``n_bins`` or ``n_meta_embeddings`` if accepted.
+        d_embedding: Value for ``d_embedding`` if accepted.
+    """
+
+    def __init__(
+        self,
+        cls: type[Encoder],
+        x_train: torch.Tensor,
+        y_train: torch.Tensor,
+        batch: torch.Tensor,
+        *,
+        n_bins: int,
+        d_embedding: int,
+    ) -> None:
+        accepted = set(cls.search_space()) | set(cls.defaults())
+        params: dict[str, Any] = {
+            key: n_bins for key in BIN_PARAMETERS if key in accepted
+        }
+        if "d_embedding" in accepted:
+            params["d_embedding"] = d_embedding
+        encoder = cls(**params)
+        encoder.fit(x_train, y_train)
+        self.module = encoder.build(x_train.shape[1]).to(batch.device).train()
+        self.parameters = list(self.module.parameters())
+        self.batch = batch
+        self.backward = False
+        fitted_bins = encoder.summary().get("bins_per_feature")
+        if fitted_bins:
+            self.bins: int | None = max(fitted_bins)
+        else:
+            self.bins = next((params[k] for k in BIN_PARAMETERS if k in params), None)
+
+    def run(self) -> None:
+        """Run the module forward, then backward if its output needs gradients."""
+        for parameter in self.parameters:
+            parameter.grad = None
+        output = self.module(self.batch)
+        self.backward = output.requires_grad
+        if self.backward:
+            output.sum().backward()
+
+
+def time_encoders(
+    names: Sequence[str] | None = None,
+    *,
+    batch_size: int = 256,
+    n_features: int = 8,
+    n_bins: int = 32,
+    d_embedding: int = 16,
+    n_train: int = 4096,
+    n_warmup: int = 10,
+    n_repeats: int = 100,
+    device: str | torch.device = "cpu",
+    reference: str = "ple-quantile",
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Time forward + backward of each encoder's module on one fixed batch.
+
+    Args:
+        names: Registry names to time; None times every available encoder.
+        batch_size: Rows in the timed batch.
+        n_features: Numeric features in the batch.
+        n_bins: Bins per feature (``n_bins``, or ``n_meta_embeddings`` for
+            ``autodis``) for every encoder that has that parameter.
+        d_embedding: Embedding size for every encoder that has ``d_embedding``.
+        n_train: Rows of the training set that bins are fitted on.
+        n_warmup: Untimed steps before timing.
+        n_repeats: Timed steps; the median is reported.
+        device: Where modules and data live. On CUDA every step is synchronized.
+        reference: The encoder that ``ratio_to_reference`` divides by; the ratio
+            is None if it is not among ``names``.
+        seed: Seeds the data and the module initialization.
+
+    Returns:
+        One row per encoder, in the order of ``names``, with the keys ``encoder``,
+        ``median_ms`` and ``p90_ms`` (milliseconds per step), ``ratio_to_reference``,
+        ``backward`` (whether a backward pass was timed), ``d_out``,
+        ``n_parameters``, ``bins`` (the largest fitted bin count, the
+        meta-embedding count, or None),
+        ``device`` and ``threads`` (torch CPU threads).
+
+    Raises:
+        EncoderError: if a name is not registered.
+        ValueError: if ``n_repeats`` < 2 or ``n_warmup`` < 0.
+    """
+    if n_repeats < 2 or n_warmup < 0:
+        raise ValueError(
+            f"n_repeats={n_repeats}, n_warmup={n_warmup} are invalid; a p90 needs "
+            "n_repeats >= 2, and n_warmup must be >= 0."
+        )
+    known = available_encoders()
+    names = list(known) if names is None else list(names)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise EncoderError(
+            f"Unknown encoders {unknown}. Available: {', '.join(sorted(known))}."
+        )
+    device = torch.device(device)
+    generator = torch.Generator().manual_seed(seed)
+    x_train = torch.randn(n_train, n_features, generator=generator)
+    y_train = torch.sin(2 * x_train[:, 0]) + x_train[:, 1:].sum(dim=1)
+    batch = torch.randn(batch_size, n_features, generator=generator).to(device)
+
+    steps = {}
+    for name in names:
+        torch.manual_seed(seed)
+        steps[name] = TimedStep(
+            known[name], x_train, y_train, batch, n_bins=n_bins, d_embedding=d_embedding
+        )
+    for step in steps.values():
+        for _ in range(n_warmup):
+            step.run()
+    _synchronize(device)
+    # Round-robin over the encoders, so that load from other processes during
+    # the measurement spreads evenly over them.
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(n_repeats):
+        for name, step in steps.items():
+            started = time.perf_counter()
+            step.run()
+            _synchronize(device)
+            times[name].append((time.perf_counter() - started) * 1e3)
+
+    rows = []
+    for name, step in steps.items():
+        rows.append(
+            {
+                "encoder": name,
+                "median_ms": statistics.median(times[name]),
+                "p90_ms": statistics.quantiles(times[name], n=10)[-1],
+                "ratio_to_reference": None,
+                "backward": step.backward,
+                "d_out": int(step.module.d_out),
+                "n_parameters": sum(p.numel() for p in step.parameters),
+                "bins": step.bins,
+                "device": str(device),
+                "threads": torch.get_num_threads(),
+            }
+        )
+        logger.info("Timed %s: %.3f ms per step", name, rows[-1]["median_ms"])
+
+    by_name = {row["encoder"]: row for row in rows}
+    if reference in by_name:
+        base = by_name[reference]["median_ms"]
+        for row in rows:
+            row["ratio_to_reference"] = row["median_ms"] / base
+    return rows
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    """Return the rows of `time_encoders` as a Markdown table."""
+    header = (
+        "| encoder | median ms | p90 ms | x reference | backward | d_out | params |"
+    )
+    lines = [header, "|---|---:|---:|---:|---|---:|---:|"]
+    for row in rows:
+        ratio = row["ratio_to_reference"]
+        lines.append(
+            f"| {row['encoder']} | {row['median_ms']:.3f} | {row['p90_ms']:.3f} | "
+            f"{'' if ratio is None else f'{ratio:.2f}'} | {row['backward']} | "
+            f"{row['d_out']} | {row['n_parameters']} |"
+        )
+    return "\n".join(lines)

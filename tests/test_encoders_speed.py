@@ -1,0 +1,57 @@
+"""The encoder speed comparison: rows, reference ratio, and input checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from encoders import EncoderError
+from encoders.speed import format_rows, time_encoders
+
+KEYS = {
+    "encoder",
+    "median_ms",
+    "p90_ms",
+    "ratio_to_reference",
+    "backward",
+    "d_out",
+    "n_parameters",
+    "bins",
+    "device",
+    "threads",
+}
+
+
+def test_rows_for_requested_encoders():
+    names = ["ple-quantile", "soft-bins", "onehot-bins", "autodis"]
+
+    rows = time_encoders(names, n_warmup=1, n_repeats=3, n_train=512)
+
+    assert [row["encoder"] for row in rows] == names
+    for row in rows:
+        assert set(row) == KEYS
+        assert row["median_ms"] > 0
+        assert row["device"] == "cpu"
+    by_name = {row["encoder"]: row for row in rows}
+    assert by_name["ple-quantile"]["ratio_to_reference"] == 1.0
+    assert by_name["soft-bins"]["bins"] == 32
+    assert by_name["autodis"]["bins"] == 32
+    assert by_name["soft-bins"]["backward"] is True
+    assert by_name["onehot-bins"]["backward"] is False
+    assert by_name["soft-bins"]["d_out"] == by_name["ple-quantile"]["d_out"] == 128
+    assert "| soft-bins |" in format_rows(rows)
+
+
+def test_missing_reference_gives_no_ratio():
+    rows = time_encoders(["linear"], n_warmup=0, n_repeats=2, n_train=64)
+
+    assert rows[0]["ratio_to_reference"] is None
+
+
+def test_unknown_encoder_raises():
+    with pytest.raises(EncoderError, match="no-such-encoder"):
+        time_encoders(["no-such-encoder"])
+
+
+def test_too_few_repeats_raise():
+    with pytest.raises(ValueError, match="n_repeats=1"):
+        time_encoders(["linear"], n_repeats=1)
