@@ -1,4 +1,4 @@
-"""The ``bench`` command line: run, report, ui, encoders, suites."""
+"""The ``bench`` command line: run, fetch, report, ui, encoders, suites."""
 
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bench`` console script; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
+    configure_logging(args.verbose)
     try:
         return args.handler(args)
+    except BrokenPipeError:
+        # The reader went away (for example `bench encoders | head`).
+        sys.stderr.close()
+        return 0
     except (ValueError, LookupError, ConnectionError) as error:
         # Invalid input of every kind (suite, preset, dataset, encoder) lands
         # here with a message that names it.
@@ -75,9 +79,31 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip building the leaderboard at the end",
     )
+    _add_runner(run)
     _add_common(run)
     _add_data(run)
     run.set_defaults(handler=_run)
+
+    fetch = commands.add_parser(
+        "fetch",
+        help="load a suite's datasets into the cache (or a mirror folder) for "
+        "offline compute nodes",
+    )
+    fetch.add_argument(
+        "--suite",
+        default="demo",
+        help="built-in suite name or path of a suite .toml (default: demo)",
+    )
+    fetch.add_argument(
+        "--datasets", help="comma-separated OpenML ids of the suite to fetch"
+    )
+    fetch.add_argument(
+        "--out",
+        type=Path,
+        help="also write a mirror folder (Parquet files and MANIFEST.toml) here",
+    )
+    _add_data(fetch)
+    fetch.set_defaults(handler=_fetch)
 
     report = commands.add_parser("report", help="build the leaderboard from MLflow")
     report.add_argument(
@@ -122,6 +148,73 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_runner(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "workers", "where studies run; several workers share each study"
+    )
+    group.add_argument(
+        "--runner",
+        choices=("inprocess", "local", "slurm"),
+        default="inprocess",
+        help="inprocess: one worker in this process (default); local: worker "
+        "processes on this machine; slurm: a Slurm job array, one task per worker",
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        help="number of workers (local default: one per GPU, else one per CPU "
+        "core; slurm default: 1)",
+    )
+    group.add_argument(
+        "--heartbeat",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds between heartbeats of a worker's trial or seed; work "
+        "without a heartbeat for 4 times as long is taken over (default: 30)",
+    )
+    slurm = parser.add_argument_group("slurm", "options of --runner slurm")
+    slurm.add_argument("--partition", help="Slurm partition (default: the cluster's)")
+    slurm.add_argument(
+        "--gpus-per-task", type=int, default=0, help="GPUs per worker (default: 0)"
+    )
+    slurm.add_argument(
+        "--cpus-per-task",
+        type=int,
+        default=1,
+        help="CPU cores per worker, also its torch threads (default: 1)",
+    )
+    slurm.add_argument(
+        "--mem-gb", type=float, help="memory per worker in GiB (default: the cluster's)"
+    )
+    slurm.add_argument(
+        "--time",
+        type=int,
+        default=60,
+        metavar="MINUTES",
+        help="time limit per task; near it the task is requeued and continues "
+        "(default: 60)",
+    )
+    slurm.add_argument(
+        "--array-parallelism",
+        type=int,
+        help="array tasks that may run at once (default: all)",
+    )
+    slurm.add_argument(
+        "--slurm-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="further sbatch option without the dashes, e.g. account=abc (repeatable)",
+    )
+    slurm.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return after submitting; run the same command again to wait for "
+        "the array and build the leaderboard",
+    )
+
+
 def _add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mirror",
@@ -143,11 +236,18 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _configure_logging(verbosity: int) -> None:
+def configure_logging(verbosity: int, tag: str = "") -> None:
+    """Set up log output for the command line or a worker process.
+
+    Args:
+        verbosity: 0 for progress, 1 for more, 2 for debug output.
+        tag: Put in brackets after the level of every line, e.g. ``worker 2``.
+    """
     level = logging.DEBUG if verbosity > 1 else logging.INFO
+    prefix = f"[{tag}] " if tag else ""
     logging.basicConfig(
         level=logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
     for name in ("bench", "tasks", "encoders", "runners", "reports"):
@@ -178,7 +278,45 @@ def _tracking_uri(args: argparse.Namespace) -> str:
     )
 
 
+def _runner(args: argparse.Namespace):  # -> runners.Runner
+    from runners import InProcessRunner, LocalRunner, SlurmRunner, SlurmSettings
+
+    if args.runner == "inprocess":
+        if args.workers not in (None, 1):
+            raise ValueError(
+                f"--workers {args.workers} needs --runner local or --runner slurm; "
+                "the in-process runner has one worker."
+            )
+        return InProcessRunner()
+    if args.runner == "local":
+        from runners.local import visible_gpus
+
+        workers = args.workers or len(visible_gpus()) or len(os.sched_getaffinity(0))
+        return LocalRunner(workers)
+    extra = {}
+    for item in args.slurm_arg:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(
+                f"--slurm-arg {item!r}: write KEY=VALUE, e.g. account=abc."
+            )
+        extra[key.strip().lstrip("-")] = value.strip()
+    settings = SlurmSettings(
+        folder=args.results.resolve() / "slurm",
+        partition=args.partition,
+        gpus_per_task=args.gpus_per_task,
+        cpus_per_task=args.cpus_per_task,
+        mem_gb=args.mem_gb,
+        time_min=args.time,
+        array_parallelism=args.array_parallelism,
+        job_name=f"bench-{Path(args.suite).stem}",
+        extra=extra,
+    )
+    return SlurmRunner(args.workers or 1, settings, wait=not args.no_wait)
+
+
 def _run(args: argparse.Namespace) -> int:
+    from bench.claims import LeaseSettings
     from bench.config import load_preset
     from bench.pipeline import RunOptions, run_suite
     from tasks import DataSources, load_suite
@@ -203,8 +341,17 @@ def _run(args: argparse.Namespace) -> int:
         storage_url=args.storage,
         device=args.device,
         report=not args.no_report,
+        leases=LeaseSettings(args.heartbeat, 4 * args.heartbeat),
+        verbosity=args.verbose,
     )
-    summary = run_suite(suite, preset, options)
+    runner = _runner(args)
+    summary = run_suite(suite, preset, options, runner)
+    if getattr(runner, "wait", True) is False:
+        logger.info(
+            "Submitted; run the same command without --no-wait to wait for the "
+            "workers and build the leaderboard, or `bench report` once they end."
+        )
+        return 0
 
     for dataset_id, reason in summary.skipped.items():
         logger.warning("Skipped dataset %d: %s", dataset_id, reason)
@@ -225,6 +372,33 @@ def _run(args: argparse.Namespace) -> int:
     # Exit status 1 tells batch scripts that a study failed or nothing ran,
     # even though the leaderboard was still written.
     return 0 if complete and not failed else 1
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from bench.fetch import fetch_suite
+    from tasks import DataSources, load_suite
+
+    suite = load_suite(args.suite)
+    datasets = [int(i) for i in _split_list(args.datasets)] or None
+    sources = DataSources.from_env(
+        mirror=args.mirror,
+        cache_dir=args.cache,
+        openml_cache=args.openml_cache,
+        offline=args.offline,
+    )
+    fetched = fetch_suite(suite, sources, datasets, args.out)
+    failed = [r for r in fetched if r.error]
+    for result in fetched:
+        if result.error:
+            logger.error("Dataset %d: %s", result.openml_id, result.error)
+    logger.info(
+        "%d of %d datasets in the cache %s%s",
+        len(fetched) - len(failed),
+        len(fetched),
+        sources.cache_dir,
+        f" and the mirror {args.out}" if args.out else "",
+    )
+    return 1 if failed else 0
 
 
 def _report(args: argparse.Namespace) -> int:
