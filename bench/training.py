@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from bench.model import Regressor, count_parameters
-from encoders import Encoder
+from encoders import Encoder, set_training_progress
 from tasks import Preprocessed
 
 logger = logging.getLogger(__name__)
@@ -117,6 +117,14 @@ class RegressionTask(pl.LightningModule):
             batch_size=self.eval_batch_size,
             collate_fn=torch.tensor,
         )
+
+    def on_fit_start(self) -> None:  # override
+        self._anneals = set_training_progress(self.model, 0.0) > 0
+
+    def on_train_batch_start(self, batch: Tensor, batch_idx: int) -> None:  # override
+        if self._anneals:
+            total = max(1, self.trainer.estimated_stepping_batches)
+            set_training_progress(self.model, min(1.0, self.global_step / total))
 
     def training_step(self, index: Tensor, batch_idx: int) -> Tensor:  # override
         part = self.data.train

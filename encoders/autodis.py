@@ -17,8 +17,8 @@ step does this). The temperature and top-k options are those of ``soft-bins``
 feature and renormalizes them, a sparsification of this project.
 
 Search space: ``n_meta_embeddings`` integer 2-256, ``d_embedding`` integer
-8-32, ``temperature`` log-uniform 1e-6-10, ``temperature_mode`` fixed or
-learned. ``alpha`` (0.1) and the LeakyReLU slope (0.01) are not tuned.
+8-32, ``temperature`` log-uniform 1e-6-10, ``temperature_mode`` fixed, learned
+or annealed. ``alpha`` (0.1) and the LeakyReLU slope (0.01) are not tuned.
 NOTE: the ranges and these two defaults are this project's choice, not values
 checked against the paper. Initialization is also this project's: w_j uniform
 in [-1, 1], W_j uniform in +-1/sqrt(H), meta-embeddings uniform in
@@ -144,7 +144,9 @@ class AutoDisEncoder(Encoder):
             "n_meta_embeddings": IntDistribution(2, 256),
             "d_embedding": IntDistribution(8, 32),
             "temperature": FloatDistribution(1e-6, 10.0, log=True),
-            "temperature_mode": CategoricalDistribution(["fixed", "learned"]),
+            "temperature_mode": CategoricalDistribution(
+                ["fixed", "learned", "annealed"]
+            ),
         }
 
     @classmethod

@@ -36,10 +36,9 @@ edges and temperature add the rest.
 
 Search space: ``n_bins`` integer 2-128 and ``d_embedding`` integer 8-32 (the
 PLE ranges, so that both are compared at the same sizes), ``temperature``
-log-uniform 0.03-3 in bin widths, ``temperature_mode`` fixed or learned. The
-temperature range and the modes are this project's choice. ``annealed`` and
-``top_k`` are left out of the space by default: annealing does nothing until the
-trainer calls the progress hook, and a preset can add either.
+log-uniform 0.03-3 in bin widths, ``temperature_mode`` fixed, learned or
+annealed. The temperature range and the modes are this project's choice.
+``top_k`` is left out of the space by default; a preset can add it.
 """
 
 from __future__ import annotations
@@ -200,7 +199,9 @@ class SoftBinsEncoder(Encoder):
             "n_bins": IntDistribution(2, 128),
             "d_embedding": IntDistribution(8, 32),
             "temperature": FloatDistribution(0.03, 3.0, log=True),
-            "temperature_mode": CategoricalDistribution(["fixed", "learned"]),
+            "temperature_mode": CategoricalDistribution(
+                ["fixed", "learned", "annealed"]
+            ),
         }
 
     @classmethod

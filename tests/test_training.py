@@ -137,3 +137,24 @@ def test_plain_encoder_has_no_profile():
     data = make_data()
     model, _, _ = train_model(PlainEncoder, PARAMS, data, seed=0, **loop(max_epochs=1))
     assert bin_weight_profile(model, data.train.x_num, ["a", "b", "c"]) is None
+
+
+def test_annealed_temperature_reaches_end():
+    data = make_data()
+    params = {
+        **PARAMS,
+        "encoder.temperature_mode": "annealed",
+        "encoder.temperature": 1.0,
+        "encoder.anneal_ratio": 0.01,
+    }
+    model, encoder, _ = train_model(
+        SoftBinsEncoder, params, data, seed=0, **loop(max_epochs=3, patience=3)
+    )
+
+    temperature = encoder.summary()["temperature"]
+    steps = 3 * 4  # 200 training rows in batches of 64
+    assert temperature["mode"] == "annealed"
+    expected = 0.01 ** ((steps - 1) / steps)
+    assert float(np.mean(temperature["per_feature"])) == pytest.approx(
+        expected, rel=0.05
+    )
