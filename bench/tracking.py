@@ -27,10 +27,11 @@ from mlflow.entities import Metric, Param, Run, RunStatus
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from reports.collect import search_all
+
 logger = logging.getLogger(__name__)
 
 MAX_PARAM_CHARS = 500
-PAGE_SIZE = 1000
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -114,19 +115,7 @@ class Tracker:
 
     def find_runs(self, experiment_id: str, filter_string: str) -> list[Run]:
         """Return every matching run, following MLflow's pages to the end."""
-        runs: list[Run] = []
-        token = None
-        while True:
-            page = self.client.search_runs(
-                [experiment_id],
-                filter_string,
-                max_results=PAGE_SIZE,
-                page_token=token,
-            )
-            runs.extend(page)
-            token = page.token
-            if not token:
-                return runs
+        return search_all(self.client, experiment_id, filter_string)
 
     def parent_run(
         self, experiment_id: str, study_key: str, name: str, tags: dict[str, str]

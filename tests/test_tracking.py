@@ -57,7 +57,7 @@ def test_long_param_goes_to_artifact(tracker: Tracker, tmp_path: Path):
 
 
 def test_find_runs_reads_every_page(tracker: Tracker, monkeypatch):
-    monkeypatch.setattr("bench.tracking.PAGE_SIZE", 7)
+    monkeypatch.setattr("reports.collect.PAGE_SIZE", 7)
     experiment = tracker.experiment_id("suite")
     for index in range(23):
         tracker.client.create_run(
