@@ -68,9 +68,14 @@ class Preset:
             }.items()
             if v is not None
         }
+        flags = {
+            "n_trials": "--trials",
+            "n_seeds": "--seeds",
+            "max_epochs": "--max-epochs",
+        }
         for key, value in changes.items():
             if value < 1:
-                raise PresetError(f"--{key.replace('_', '-')}={value} must be >= 1.")
+                raise PresetError(f"{flags[key]} {value} is invalid; use 1 or more.")
         return dataclasses.replace(self, **changes)
 
     def record(self) -> dict[str, Any]:
@@ -123,7 +128,12 @@ def load_preset(name_or_path: str = "default") -> Preset:
             )
         text, origin = resource.read_text(), f"built-in preset {name_or_path}"
     try:
-        return _parse(tomllib.loads(text), origin)
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise PresetError(f"{origin}: invalid TOML: {error}.") from None
+    _check_keys(document, origin)
+    try:
+        return _parse(document, origin)
     except KeyError as missing:
         raise PresetError(f"{origin}: missing key {missing}.") from None
 
@@ -131,30 +141,64 @@ def load_preset(name_or_path: str = "default") -> Preset:
 def _parse(doc: dict[str, Any], origin: str) -> Preset:
     split, tuning = doc["split"], doc["tuning"]
     training, final = doc["training"], doc["final"]
+
+    def integer(table: dict[str, Any], section: str, key: str, default=None) -> int:
+        value = table.get(key, default)
+        if value is None:
+            raise KeyError(f"[{section}] {key}")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PresetError(
+                f"{origin}: [{section}] {key} = {value!r} is invalid; use an integer."
+            )
+        return value
+
+    def fraction(key: str) -> float:
+        value = split[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise PresetError(
+                f"{origin}: [split] {key} = {value!r} is invalid; use a number."
+            )
+        return float(value)
+
     preset = Preset(
         name=str(doc.get("name", Path(origin).stem)),
         description=str(doc.get("description", "")),
-        split_seed=int(split["seed"]),
-        test_fraction=float(split["test_fraction"]),
-        val_fraction=float(split["val_fraction"]),
-        train_cap=int(split["train_cap"]) if "train_cap" in split else None,
+        split_seed=integer(split, "split", "seed"),
+        test_fraction=fraction("test_fraction"),
+        val_fraction=fraction("val_fraction"),
+        train_cap=integer(split, "split", "train_cap")
+        if "train_cap" in split
+        else None,
         deduplicate=bool(split.get("deduplicate", False)),
         numeric_transform=str(doc["preprocess"]["numeric_transform"]),
-        n_trials=int(tuning["n_trials"]),
-        sampler_seed=int(tuning["sampler_seed"]),
-        n_startup_trials=int(tuning.get("n_startup_trials", 10)),
-        pruner_warmup_epochs=int(tuning.get("pruner_warmup_epochs", 5)),
-        max_epochs=int(training["max_epochs"]),
-        patience=int(training["patience"]),
-        batch_size=int(training["batch_size"]),
-        eval_batch_size=int(training.get("eval_batch_size", 8192)),
-        n_seeds=int(final["n_seeds"]),
+        n_trials=integer(tuning, "tuning", "n_trials"),
+        sampler_seed=integer(tuning, "tuning", "sampler_seed"),
+        n_startup_trials=integer(tuning, "tuning", "n_startup_trials", 10),
+        pruner_warmup_epochs=integer(tuning, "tuning", "pruner_warmup_epochs", 5),
+        max_epochs=integer(training, "training", "max_epochs"),
+        patience=integer(training, "training", "patience"),
+        batch_size=integer(training, "training", "batch_size"),
+        eval_batch_size=integer(training, "training", "eval_batch_size", 8192),
+        n_seeds=integer(final, "final", "n_seeds"),
         backbone_space=parse_space(doc["backbone"]["space"], f"{origin} [backbone]"),
         encoder_spaces={
             name: parse_space(table.get("space", {}), f"{origin} [encoders.{name}]")
             for name, table in doc.get("encoders", {}).items()
         },
     )
+    if preset.numeric_transform not in NUMERIC_TRANSFORMS:
+        raise PresetError(
+            f"{origin}: [preprocess] numeric_transform = "
+            f"{preset.numeric_transform!r} is invalid; use one of "
+            f"{', '.join(NUMERIC_TRANSFORMS)}."
+        )
+    total = preset.test_fraction + preset.val_fraction
+    if not (0 < preset.test_fraction < 1 and 0 < preset.val_fraction < 1 and total < 1):
+        raise PresetError(
+            f"{origin}: [split] test_fraction ({preset.test_fraction}) and "
+            f"val_fraction ({preset.val_fraction}) must each lie between 0 and 1 "
+            "and sum to less than 1."
+        )
     for key in ("n_trials", "max_epochs", "patience", "batch_size", "n_seeds"):
         if getattr(preset, key) < 1:
             raise PresetError(f"{origin}: {key}={getattr(preset, key)} must be >= 1.")
@@ -165,6 +209,64 @@ def _parse(doc: dict[str, Any], origin: str) -> Preset:
             f"{sorted(required - set(preset.backbone_space))}."
         )
     return preset
+
+
+NUMERIC_TRANSFORMS = ("quantile-normal", "standard", "none")
+KNOWN_KEYS: dict[str, set[str]] = {
+    "": {
+        "name",
+        "description",
+        "split",
+        "preprocess",
+        "tuning",
+        "training",
+        "final",
+        "backbone",
+        "encoders",
+    },
+    "split": {"seed", "test_fraction", "val_fraction", "train_cap", "deduplicate"},
+    "preprocess": {"numeric_transform"},
+    "tuning": {"n_trials", "sampler_seed", "n_startup_trials", "pruner_warmup_epochs"},
+    "training": {"max_epochs", "patience", "batch_size", "eval_batch_size"},
+    "final": {"n_seeds"},
+    "backbone": {"space"},
+}
+
+
+def _check_keys(document: dict[str, Any], origin: str) -> None:
+    """Raise `PresetError` for a key the preset format does not define, so a
+    misspelled optional key cannot fall back to its default unnoticed."""
+    for section, allowed in KNOWN_KEYS.items():
+        table = document if not section else document.get(section, {})
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            where = f"[{section}]" if section else "the top level"
+            raise PresetError(
+                f"{origin}: unknown key(s) {unknown} in {where}; allowed: "
+                f"{sorted(allowed)}."
+            )
+
+
+def check_encoder_spaces(preset: Preset, encoders: dict[str, Any]) -> None:
+    """Raise `PresetError` unless every ``[encoders.NAME.space]`` override names a
+    known encoder and parameters that encoder accepts.
+
+    Args:
+        encoders: Encoder classes by registry name.
+    """
+    for name, space in preset.encoder_spaces.items():
+        if name not in encoders:
+            raise PresetError(
+                f"Preset {preset.name!r}: [encoders.{name}] names an unknown "
+                f"encoder; known encoders: {', '.join(sorted(encoders))}."
+            )
+        accepted = set(encoders[name].search_space()) | set(encoders[name].defaults())
+        unknown = sorted(set(space) - accepted)
+        if unknown:
+            raise PresetError(
+                f"Preset {preset.name!r}: [encoders.{name}.space] sets {unknown}, "
+                f"which {name} does not accept; it accepts {sorted(accepted)}."
+            )
 
 
 def parse_space(table: dict[str, Any], origin: str) -> dict[str, BaseDistribution]:

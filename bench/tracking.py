@@ -151,7 +151,9 @@ class Tracker:
 
     def fail(self, run_id: str, error: BaseException) -> None:
         """End a run FAILED (KILLED for Ctrl-C), storing the error in a tag."""
-        status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        # Lightning turns Ctrl-C during fitting into SystemExit.
+        interrupted = isinstance(error, KeyboardInterrupt | SystemExit)
+        status = "KILLED" if interrupted else "FAILED"
         self.client.set_tag(run_id, "error", f"{type(error).__name__}: {error}"[:4000])
         self.client.set_terminated(run_id, status)
 

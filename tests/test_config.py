@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -58,5 +59,48 @@ def test_bad_distribution_type(tmp_path: Path):
 
 
 def test_zero_trials_rejected():
-    with pytest.raises(PresetError, match="n-trials=0"):
+    with pytest.raises(PresetError, match="--trials 0 is invalid"):
         load_preset("default").with_budget(n_trials=0)
+
+
+def edited_default(tmp_path: Path, old: str, new: str) -> str:
+    from importlib import resources
+
+    text = (resources.files("bench") / "presets" / "default.toml").read_text()
+    assert old in text
+    path = tmp_path / "edited.toml"
+    path.write_text(text.replace(old, new))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("n_trials = 6", 'n_trials = "six"', r"\[tuning\] n_trials = 'six' is invalid"),
+        ("n_startup_trials = 3", "n_startup_trial = 3", "unknown key"),
+        ("deduplicate = false", "deduplicat = true", "unknown key"),
+        ("batch_size = 256", "batch_size = 256.7", "batch_size = 256.7 is invalid"),
+        ('"quantile-normal"   #', '"quantile"   #', "numeric_transform = 'quantile'"),
+        ("test_fraction = 0.2", "test_fraction = 0.9", "sum to less than 1"),
+        ("[tuning]", "[tuning", "invalid TOML"),
+    ],
+)
+def test_bad_preset_value_named(tmp_path: Path, old: str, new: str, message: str):
+    path = edited_default(tmp_path, old, new)
+    with pytest.raises(PresetError, match=message) as raised:
+        load_preset(path)
+    assert path in str(raised.value)
+
+
+def test_encoder_override_checked():
+    from bench.config import check_encoder_spaces
+    from encoders import available_encoders
+
+    preset = load_preset("default")
+    bad = dataclasses.replace(preset, encoder_spaces={"none": {"n_bins": None}})
+    unknown = dataclasses.replace(preset, encoder_spaces={"soft-binz": {}})
+
+    with pytest.raises(PresetError, match="none does not accept"):
+        check_encoder_spaces(bad, available_encoders())
+    with pytest.raises(PresetError, match="unknown encoder"):
+        check_encoder_spaces(unknown, available_encoders())
