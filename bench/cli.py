@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         help="built-in preset name or path of a preset .toml",
     )
     run.add_argument(
-        "--encoders", help="comma-separated encoder names (default: the suite's list)"
+        "--encoders",
+        help="comma-separated encoder names, or all (default: the suite's list)",
     )
     run.add_argument(
         "--datasets", help="comma-separated OpenML ids of the suite to run"
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         help="skip building the leaderboard at the end",
     )
     _add_runner(run)
+    _add_slurm(run)
     _add_common(run)
     _add_data(run)
     run.set_defaults(handler=_run)
@@ -126,6 +128,15 @@ def _parser() -> argparse.ArgumentParser:
     ui.set_defaults(handler=_ui)
 
     encoders = commands.add_parser("encoders", help="list the available encoders")
+    encoders.add_argument(
+        "--time",
+        action="store_true",
+        help="instead of the list, time forward+backward of every encoder on one "
+        "fixed batch and print a Markdown table",
+    )
+    encoders.add_argument(
+        "--repeats", type=int, default=100, help="timed steps per encoder (--time)"
+    )
     encoders.set_defaults(handler=_encoders)
 
     suites = commands.add_parser("suites", help="list the built-in suites")
@@ -173,6 +184,9 @@ def _add_runner(parser: argparse.ArgumentParser) -> None:
         help="seconds between heartbeats of a worker's trial or seed; work "
         "without a heartbeat for 4 times as long is taken over (default: 30)",
     )
+
+
+def _add_slurm(parser: argparse.ArgumentParser) -> None:
     slurm = parser.add_argument_group("slurm", "options of --runner slurm")
     slurm.add_argument("--partition", help="Slurm partition (default: the cluster's)")
     slurm.add_argument(
@@ -210,8 +224,8 @@ def _add_runner(parser: argparse.ArgumentParser) -> None:
     slurm.add_argument(
         "--no-wait",
         action="store_true",
-        help="return after submitting; run the same command again to wait for "
-        "the array and build the leaderboard",
+        help="return after submitting; `bench report` builds the leaderboard "
+        "once the tasks end",
     )
 
 
@@ -281,6 +295,12 @@ def _tracking_uri(args: argparse.Namespace) -> str:
 def _runner(args: argparse.Namespace):  # -> runners.Runner
     from runners import InProcessRunner, LocalRunner, SlurmRunner, SlurmSettings
 
+    if args.heartbeat <= 0:
+        raise ValueError(
+            f"--heartbeat {args.heartbeat} is invalid; use a positive number of "
+            "seconds."
+        )
+
     if args.runner == "inprocess":
         if args.workers not in (None, 1):
             raise ValueError(
@@ -326,6 +346,10 @@ def _run(args: argparse.Namespace) -> int:
         n_trials=args.trials, n_seeds=args.seeds, max_epochs=args.max_epochs
     )
     encoders = _split_list(args.encoders) or list(suite.encoders) or ["none"]
+    if encoders == ["all"]:
+        from encoders import available_encoders
+
+        encoders = sorted(available_encoders())
     datasets = [int(i) for i in _split_list(args.datasets)] or None
     options = RunOptions(
         results=args.results,
@@ -348,8 +372,9 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_suite(suite, preset, options, runner)
     if getattr(runner, "wait", True) is False:
         logger.info(
-            "Submitted; run the same command without --no-wait to wait for the "
-            "workers and build the leaderboard, or `bench report` once they end."
+            "Submitted without waiting. `bench report` builds the leaderboard "
+            "once the tasks end; running the same command again without "
+            "--no-wait submits workers for any work left, waits and builds it."
         )
         return 0
 
@@ -357,6 +382,8 @@ def _run(args: argparse.Namespace) -> int:
         logger.warning("Skipped dataset %d: %s", dataset_id, reason)
     for pair, error in summary.failed.items():
         logger.error("Study %s failed: %s", pair, error)
+    for index, error in sorted(summary.worker_errors.items()):
+        logger.error("Worker %d stopped early: %s", index, error)
     if summary.report is not None:
         logger.info("Leaderboard: %s", summary.report)
     statuses = [o.status for o in summary.outcomes.values()]
@@ -371,7 +398,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     # Exit status 1 tells batch scripts that a study failed or nothing ran,
     # even though the leaderboard was still written.
-    return 0 if complete and not failed else 1
+    return 0 if complete and not failed and not summary.worker_errors else 1
 
 
 def _fetch(args: argparse.Namespace) -> int:
@@ -435,6 +462,12 @@ def _ui(args: argparse.Namespace) -> int:
 
 def _encoders(args: argparse.Namespace) -> int:
     from encoders import available_encoders
+
+    if args.time:
+        from encoders.speed import format_rows, time_encoders
+
+        sys.stdout.write(format_rows(time_encoders(n_repeats=args.repeats)) + "\n")
+        return 0
 
     for name, cls in sorted(available_encoders().items()):
         sys.stdout.write(f"{name}\n    {cls.description}\n")

@@ -1,15 +1,15 @@
 """A whole benchmark run: every (dataset, encoder) pair of a suite, then a report.
 
 Databases (the MLflow store and the Optuna storage) are created here, once,
-before any study starts, because two processes creating the same SQLite file at
-the same moment can crash.
+before any worker starts, because two processes creating the same SQLite file
+at the same moment can crash. The runner then starts the workers
+(`bench.workers`), which share the studies.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +18,16 @@ import polars as pl
 import sqlalchemy
 import torch
 
+from bench.claims import LeaseSettings
 from bench.config import Preset
-from bench.study import PairOutcome, PairSpec, StudyRunner
-from bench.tracking import (
-    Tracker,
-    check_reachable,
-    code_version,
-    local_tracking_uri,
-)
+from bench.storage import check_storage_url, default_storage_url, open_storage
+from bench.study import PairOutcome
+from bench.tracking import Tracker, check_reachable, local_tracking_uri
 from bench.training import DeviceData, Part
 from encoders import get_encoder
 from reports import build_report
 from runners import InProcessRunner, Runner
 from tasks import (
-    DatasetError,
     DataSources,
     Preprocessor,
     Suite,
@@ -40,7 +36,6 @@ from tasks import (
     make_split,
 )
 from tasks.duplicates import drop_duplicate_rows, rows_shared
-from tasks.splits import SplitError
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +52,8 @@ class RunOptions:
     storage_url: str | None = None
     device: str = "auto"
     report: bool = True
+    leases: LeaseSettings = field(default_factory=LeaseSettings)
+    verbosity: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,12 +71,17 @@ class PairJob:
 
 @dataclass
 class RunSummary:
-    """Outcome of a run: status per pair, skipped datasets, report path."""
+    """Outcome of a run: status per pair, skipped datasets, report path.
+
+    ``worker_errors`` holds, per worker index, the error of a worker that
+    stopped early; the other workers carry on with its pairs.
+    """
 
     outcomes: dict[str, PairOutcome] = field(default_factory=dict)
     skipped: dict[int, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     report: Path | None = None
+    worker_errors: dict[int, str] = field(default_factory=dict)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -92,57 +94,49 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def optuna_storage(url: str) -> optuna.storages.BaseStorage:
+def optuna_storage(
+    url: str, leases: LeaseSettings | None = None
+) -> optuna.storages.BaseStorage:
     """Open (and create on first use) the Optuna storage at ``url``.
 
-    SQLite and other RDB URLs get heartbeats, so a trial left RUNNING by a dead
-    process is marked failed and retried once its heartbeat is two minutes old.
-    ``journal:PATH`` selects a journal file.
+    See `bench.storage.open_storage` for the storage kinds and heartbeats.
     """
-    if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(
-            JournalFileBackend(url[len("journal:") :])
-        )
-    engine: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        engine = {"connect_args": {"timeout": 60}}
-    elif url.startswith("postgresql"):
-        engine = {"connect_args": {"connect_timeout": 10}}
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=30,
-            grace_period=120,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
-        )
+        return open_storage(url, leases)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
         raise ConnectionError(
             f"Optuna storage {url} could not be opened ({type(error).__name__}: "
             f"{error}). Check that the database server runs and the URL is right, "
-            "or leave --storage out to use SQLite in the results folder."
+            "or leave --storage out to use a file in the results folder."
         ) from None
 
 
 def run_suite(
     suite: Suite, preset: Preset, options: RunOptions, runner: Runner | None = None
 ) -> RunSummary:
-    """Run every pair of ``suite`` under ``preset`` and build the leaderboard."""
+    """Run every pair of ``suite`` under ``preset`` and build the leaderboard.
+
+    The runner's workers share the studies; the in-process runner (the
+    default) runs one worker in this process.
+    """
+    from bench.workers import WorkPlan, artifact_root, launch
+
     for name in options.encoders:
         get_encoder(name)
-    device = resolve_device(options.device)
+    runner = runner or InProcessRunner()
+    if runner.same_machine:
+        # Fail early here; workers elsewhere check their own device.
+        resolve_device(options.device)
 
     results = options.results.resolve()
     results.mkdir(parents=True, exist_ok=True)
     tracking_uri = options.tracking_uri or local_tracking_uri(results)
     check_reachable(tracking_uri)
-    tracker = Tracker(tracking_uri, artifact_root=results / "mlartifacts")
+    tracker = Tracker(tracking_uri, artifact_root=artifact_root(tracking_uri, results))
     experiment_id = tracker.experiment_id(suite.name)
-    storage = optuna_storage(
-        options.storage_url or f"sqlite:///{results / 'optuna.db'}"
-    )
+    storage_url = options.storage_url or default_storage_url(results, runner.workers)
+    check_storage_url(storage_url, runner.workers)
+    optuna_storage(storage_url, options.leases)
 
     entries = [
         e
@@ -152,44 +146,34 @@ def run_suite(
     jobs = [PairJob(0, 0, e, name) for e in entries for name in options.encoders]
     jobs = [PairJob(i + 1, len(jobs), j.entry, j.encoder) for i, j in enumerate(jobs)]
     logger.info(
-        "Suite %s: %d datasets x %d encoders = %d studies; results in %s",
+        "Suite %s: %d datasets x %d encoders = %d studies; results in %s; "
+        "%d workers, Optuna storage %s",
         suite.name,
         len(entries),
         len(options.encoders),
         len(jobs),
         results,
+        runner.workers,
+        storage_url,
     )
 
-    summary = RunSummary()
-    prepare = lru_cache(maxsize=1)(
-        lambda entry: _prepare(entry, preset, options.sources, device)
+    plan = WorkPlan(
+        suite=suite,
+        preset=preset,
+        jobs=tuple(jobs),
+        sources=options.sources,
+        results=results,
+        tracking_uri=tracking_uri,
+        storage_url=storage_url,
+        experiment_id=experiment_id,
+        device=options.device,
+        leases=options.leases,
+        verbosity=options.verbosity,
     )
+    summary = launch(plan, runner)
 
-    def work(job: PairJob) -> PairOutcome:
-        if job.entry.openml_id in summary.skipped:
-            return PairOutcome("skipped", reason=summary.skipped[job.entry.openml_id])
-        logger.info("[%d/%d] %s", job.index, job.total, job)
-        try:
-            prepared = prepare(job.entry)
-        except (DatasetError, SplitError) as error:
-            logger.error("Skipping dataset %d: %s", job.entry.openml_id, error)
-            summary.skipped[job.entry.openml_id] = str(error)
-            return PairOutcome("skipped", reason=str(error))
-        spec = PairSpec(
-            suite=suite.name,
-            encoder=get_encoder(job.encoder),
-            tags={"code_version": code_version(), "device": str(device)},
-            **prepared,
-        )
-        return StudyRunner(spec, preset, tracker, storage, experiment_id).run()
-
-    for result in (runner or InProcessRunner()).run(jobs, work):
-        if result.error is not None:
-            summary.failed[str(result.job)] = result.error
-        else:
-            summary.outcomes[str(result.job)] = result.value
-
-    if options.report:
+    # No result at all means the workers were submitted and not waited for.
+    if options.report and (summary.outcomes or summary.failed or summary.worker_errors):
         summary.report, _ = build_report(
             tracking_uri, suite.name, results / "reports" / suite.name
         )

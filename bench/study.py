@@ -4,10 +4,15 @@ Everything a study computes is stored as it goes: Optuna trials in the study
 storage, trial and seed runs in MLflow. Running the same study again continues
 where it stopped: finished trials count against the trial budget, and a final
 seed is trained only if no finished run with the same configuration exists.
+
+Several workers may run the same study at once. A trial beyond the budget is
+dropped before it trains, and the parent run and each final seed are claimed
+through a ledger study in the same storage (see `bench.claims`).
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import statistics
@@ -19,15 +24,28 @@ import lightning.pytorch as pl
 import numpy as np
 import optuna
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
 )
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from bench.attention import bin_weight_profile
+from bench.claims import (
+    HEARTBEAT_ATTR,
+    Claim,
+    Heartbeat,
+    LeaseSettings,
+    Ledger,
+    WorkerIdentity,
+    end_dead_trials,
+    owner_attrs,
+    within_budget,
+)
 from bench.config import Preset
 from bench.tracking import Tracker, fingerprint
 from bench.training import (
@@ -44,6 +62,25 @@ from encoders import Encoder
 logger = logging.getLogger(__name__)
 
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+LEDGER_SUFFIX = ".claims"
+# Seconds `StudyRunner.run` waits before looking again at work other workers hold.
+POLL_INTERVAL_S = 2.0
+
+
+class StepResult(enum.Enum):
+    """Outcome of one `StudyRunner.step`."""
+
+    WORKED = "worked"  # ran one trial or one final seed
+    BUSY = "busy"  # the remaining work is held by other workers
+    DONE = "done"  # the study is over; see `StudyRunner.outcome`
+
+
+class SurplusTrialError(Exception):
+    """A trial started beyond the budget while other workers filled it."""
+
+
+class ClaimLostError(Exception):
+    """Another worker took over a claim whose heartbeats arrived too late."""
 
 
 @dataclass
@@ -129,7 +166,19 @@ def suggest(trial: optuna.Trial, space: dict[str, BaseDistribution]) -> dict[str
 
 
 class StudyRunner:
-    """Runs one pair's study and final seeds against shared storage."""
+    """Runs one pair's study and final seeds against shared storage.
+
+    Args:
+        spec: The pair and its data.
+        preset: The protocol.
+        tracker: MLflow access.
+        storage: The Optuna storage shared by all workers.
+        experiment_id: MLflow experiment of the suite.
+        worker: The calling process, recorded in its claims.
+        leases: Heartbeat timing of claims.
+        sampler_offset: Added to the sampler seed, so workers that open the
+            study at the same moment draw different configurations.
+    """
 
     def __init__(
         self,
@@ -138,12 +187,20 @@ class StudyRunner:
         tracker: Tracker,
         storage: Any,
         experiment_id: str,
+        *,
+        worker: WorkerIdentity | None = None,
+        leases: LeaseSettings | None = None,
+        sampler_offset: int = 0,
     ) -> None:
         self.spec = spec
         self.preset = preset
         self.tracker = tracker
         self.storage = storage
         self.experiment_id = experiment_id
+        self.worker = worker or WorkerIdentity.current()
+        self.leases = leases or LeaseSettings()
+        self.sampler_offset = sampler_offset
+        self.outcome: PairOutcome | None = None
         self.space = search_space(preset, spec.encoder)
         self.study_key = fingerprint(
             {
@@ -156,27 +213,92 @@ class StudyRunner:
             }
         )
 
-    def run(self) -> PairOutcome:
-        """Tune, train the final seeds, and summarize on the parent run."""
-        parent = self._parent()
-        if self._complete(parent):
-            logger.info("%s: complete, skipped", self.spec.label)
-            return PairOutcome("complete", _summary_of(parent))
+        self._parent_run: Run | None = None
+        self._optuna_study: optuna.Study | None = None
+        self._ledger_cache: Ledger | None = None
+        self._attempts = 0
+        self._tuning_logged = False
+        self._best_logged = ""
 
-        study = self._study()
-        self._tune(study, parent)
+    def run(self) -> PairOutcome:
+        """Tune, train the final seeds, and summarize on the parent run.
+
+        Waits while other workers hold the study's remaining work.
+        """
+        while (step := self.step()) is not StepResult.DONE:
+            if step is StepResult.BUSY:
+                time.sleep(POLL_INTERVAL_S)
+        assert self.outcome is not None
+        return self.outcome
+
+    def step(self) -> StepResult:
+        """Run one unit of work (a trial or a final seed) if one is free."""
+        if self.outcome is not None:
+            return StepResult.DONE
+        if self._parent_run is None or self._optuna_study is None:
+            parent = self._parent()
+            if self._complete(parent):
+                logger.info("%s: complete, skipped", self.spec.label)
+                self.outcome = PairOutcome("complete", _summary_of(parent))
+                return StepResult.DONE
+            self._parent_run = parent
+            self._optuna_study = self._study()
+        study, parent = self._optuna_study, self._parent_run
+
+        tuning = self._tune_step(study, parent)
+        if tuning is not None:
+            return tuning
         if not any(t.state == TrialState.COMPLETE for t in study.trials):
             reason = "no trial completed; see the failed trial runs for errors"
             self.tracker.client.set_tag(parent.info.run_id, "status", "failed")
             self.tracker.client.set_tag(parent.info.run_id, "status_reason", reason)
             logger.error("%s: %s", self.spec.label, reason)
-            return PairOutcome("failed", reason=reason)
+            self.outcome = PairOutcome("failed", reason=reason)
+            return StepResult.DONE
+        return self._finals_step(study, parent)
 
-        summary = self._finals(study, parent)
-        return PairOutcome("complete", summary)
+    def _ledger(self) -> Ledger:
+        if self._ledger_cache is None:
+            self._ledger_cache = Ledger(
+                self.storage, self.study_key + LEDGER_SUFFIX, self.worker, self.leases
+            )
+        return self._ledger_cache
 
     def _parent(self) -> Run:
-        name = f"{self.spec.dataset}/{self.spec.encoder.name}"
+        """Return the study's parent run, which every worker must share.
+
+        Workers that start the study at the same moment may each create a
+        parent; the ledger's first record decides, and losers delete theirs.
+        """
+        ledger = self._ledger()
+        key = {"kind": "parent"}
+        chosen = ledger.recorded(key)
+        if chosen is None:
+            found = self.tracker.find_runs(
+                self.experiment_id,
+                f"tags.phase = 'study' and tags.study_key = '{self.study_key}'",
+            )
+            if found:
+                candidate = min(found, key=lambda r: r.info.start_time).info.run_id
+            else:
+                candidate = self._create_parent()
+            chosen = ledger.record(key, candidate)
+            if not found and chosen != candidate:
+                self.tracker.client.delete_run(candidate)
+        parent = self.tracker.client.get_run(chosen)
+        if not parent.data.params:
+            try:
+                self.tracker.log_params(parent.info.run_id, self._parent_params())
+            except MlflowException as error:
+                # Another worker logged the same parameters at the same moment.
+                logger.debug("%s: parent parameters: %s", self.spec.label, error)
+            self.tracker.log_json(parent.info.run_id, self.spec.record, "data.json")
+            self.tracker.log_json(
+                parent.info.run_id, self.preset.record(), "preset.json"
+            )
+        return parent
+
+    def _create_parent(self) -> str:
         tags = {
             **self.spec.tags,
             "suite": self.spec.suite,
@@ -185,15 +307,15 @@ class StudyRunner:
             "encoder": self.spec.encoder.name,
             "split_hash": self.spec.split_hash,
             "preset": self.preset.name,
+            "phase": "study",
+            "study_key": self.study_key,
         }
-        parent = self.tracker.parent_run(self.experiment_id, self.study_key, name, tags)
-        if not parent.data.params:
-            self.tracker.log_params(parent.info.run_id, self._parent_params())
-            self.tracker.log_json(parent.info.run_id, self.spec.record, "data.json")
-            self.tracker.log_json(
-                parent.info.run_id, self.preset.record(), "preset.json"
-            )
-        return parent
+        run = self.tracker.client.create_run(
+            self.experiment_id,
+            run_name=f"{self.spec.dataset}/{self.spec.encoder.name}",
+            tags=tags,
+        )
+        return run.info.run_id
 
     def _parent_params(self) -> dict[str, Any]:
         record = self.spec.record
@@ -229,34 +351,68 @@ class StudyRunner:
             ),
         )
         # A new seed per resume, so a resumed study does not replay the random
-        # start-up configurations it already tried.
+        # start-up configurations it already tried, and one per worker.
         study.sampler = optuna.samplers.TPESampler(
-            seed=self.preset.sampler_seed + len(study.trials),
+            seed=self.preset.sampler_seed + len(study.trials) + self.sampler_offset,
             n_startup_trials=self.preset.n_startup_trials,
         )
-        study.set_user_attr("label", self.spec.label)
+        if study.user_attrs.get("label") != self.spec.label:
+            study.set_user_attr("label", self.spec.label)
         return study
 
-    def _tune(self, study: optuna.Study, parent: Run) -> None:
+    def _tune_step(self, study: optuna.Study, parent: Run) -> StepResult | None:
+        """Run one trial if the budget has room; None once tuning is over.
+
+        A worker makes at most ``n_trials`` attempts per study, so a study
+        whose trials keep failing ends instead of looping.
+        """
+        end_dead_trials(study, self.storage, self.worker, self.leases)
         self._reconcile_trial_runs(study)
-        done = sum(t.state in DONE_STATES for t in study.trials)
-        remaining = self.preset.n_trials - done
-        if remaining <= 0:
-            return
-        logger.info(
-            "%s: tuning, %d of %d trials to run",
-            self.spec.label,
-            remaining,
-            self.preset.n_trials,
-        )
-        study.optimize(
-            lambda trial: self._objective(trial, parent),
-            n_trials=remaining,
-            catch=(Exception,),
-            callbacks=[self._log_trial],
-        )
+        trials = study.get_trials(deepcopy=False)
+        done = sum(t.state in DONE_STATES for t in trials)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        if done >= self.preset.n_trials:
+            return None
+        if self._attempts >= self.preset.n_trials:
+            return StepResult.BUSY if running else None
+        if done + running >= self.preset.n_trials:
+            return StepResult.BUSY
+        if not self._tuning_logged:
+            logger.info(
+                "%s: tuning, %d of %d trials to run",
+                self.spec.label,
+                self.preset.n_trials - done,
+                self.preset.n_trials,
+            )
+            self._tuning_logged = True
+        self._attempts += 1
+        try:
+            study.optimize(
+                lambda trial: self._objective(trial, parent),
+                n_trials=1,
+                catch=(Exception,),
+                callbacks=[self._log_trial],
+            )
+        except UpdateFinishedTrialError as error:
+            # Another worker ended the trial because its heartbeats were late;
+            # the trial's run is ended when the runs are reconciled.
+            logger.warning("%s: %s", self.spec.label, error)
+        return StepResult.WORKED
 
     def _objective(self, trial: optuna.Trial, parent: Run) -> float:
+        # Name the owner first: until then, other workers cannot tell whether
+        # the trial's process is alive.
+        for key, value in owner_attrs(self.worker).items():
+            trial.set_user_attr(key, value)
+        trials = trial.study.get_trials(deepcopy=False)
+        if not within_budget(trials, trial.number, self.preset.n_trials):
+            self._attempts -= 1
+            trial.set_user_attr("surplus", True)
+            raise SurplusTrialError(
+                f"trial {trial.number} is beyond the budget of "
+                f"{self.preset.n_trials} trials, which other workers filled at "
+                "the same moment; it is dropped without training"
+            )
         params = suggest(trial, self.space)
         pruning = TrialPruning(trial)
         tags = {
@@ -271,16 +427,22 @@ class StudyRunner:
         # FINISHED run for a trial that Optuna will run again.
         run_id = self.tracker.start_child(parent, f"trial {trial.number}", tags)
         trial.set_user_attr("mlflow_run_id", run_id)
+        heartbeat = Heartbeat(
+            lambda now: trial.set_user_attr(HEARTBEAT_ATTR, now),
+            self.leases.heartbeat_interval,
+            f"{self.spec.label} trial {trial.number}",
+        )
         try:
             self.tracker.log_params(run_id, params)
-            model, _, result = train_model(
-                self.spec.encoder,
-                params,
-                self.spec.data,
-                seed=trial.number,
-                callbacks=[pruning],
-                **self._loop_settings(),
-            )
+            with heartbeat:
+                model, encoder, result = train_model(
+                    self.spec.encoder,
+                    params,
+                    self.spec.data,
+                    seed=trial.number,
+                    callbacks=[pruning],
+                    **self._loop_settings(),
+                )
         except optuna.TrialPruned:
             self.tracker.log_curve(run_id, MONITOR, pruning.curve)
             self.tracker.client.set_tag(run_id, "trial_state", "PRUNED")
@@ -290,6 +452,7 @@ class StudyRunner:
             raise
 
         self.tracker.log_curve(run_id, MONITOR, result.curve)
+        self.tracker.log_json(run_id, encoder.summary(), "encoder_state.json")
         self.tracker.log_metrics(
             run_id,
             {
@@ -342,6 +505,12 @@ class StudyRunner:
             logger.info(
                 "%s: trial %d/%d pruned", self.spec.label, number, self.preset.n_trials
             )
+        elif trial.user_attrs.get("surplus"):
+            logger.info(
+                "%s: trial %d dropped, the budget is full",
+                self.spec.label,
+                trial.number,
+            )
         else:
             logger.warning(
                 "%s: trial %d %s", self.spec.label, trial.number, trial.state.name
@@ -355,22 +524,57 @@ class StudyRunner:
             "eval_batch_size": self.preset.eval_batch_size,
         }
 
-    def _finals(self, study: optuna.Study, parent: Run) -> dict[str, float]:
+    def _finals_step(self, study: optuna.Study, parent: Run) -> StepResult:
+        """Train one unclaimed final seed, or summarize once all are stored."""
         best = study.best_trial
         params_hash = fingerprint(best.params)
         parent_id = parent.info.run_id
-        self.tracker.client.set_tag(parent_id, "best_params_hash", params_hash)
-        self.tracker.log_json(parent_id, best.params, "best_params.json")
-        self.tracker.log_metrics(parent_id, {"best_val_rmse": best.value})
+        if self._best_logged != params_hash:
+            self.tracker.client.set_tag(parent_id, "best_params_hash", params_hash)
+            self.tracker.log_json(parent_id, best.params, "best_params.json")
+            self.tracker.log_metrics(parent_id, {"best_val_rmse": best.value})
+            self._best_logged = params_hash
 
+        self._end_leftover_final_runs()
         done = {int(r.data.tags["seed"]) for r in self._final_runs(params_hash)}
-        self._end_stale_final_runs()
+        ledger = self._ledger()
         for seed in range(self.preset.n_seeds):
             if seed in done:
                 continue
-            self._final_seed(parent, best.params, params_hash, seed)
+            claim = ledger.claim({"phase": "final", "seed": seed, "hash": params_hash})
+            if claim is None:
+                continue
+            try:
+                # Another worker may have stored the seed since `done` was read.
+                runs = self._final_runs(params_hash)
+                if seed not in {int(r.data.tags["seed"]) for r in runs}:
+                    self._end_leftover_final_runs()
+                    with claim.heartbeat():
+                        self._final_seed(parent, best.params, params_hash, seed, claim)
+            except ClaimLostError as error:
+                logger.warning("%s: %s", self.spec.label, error)
+                return StepResult.WORKED
+            except BaseException as error:
+                claim.abandon(f"{type(error).__name__}: {error}")
+                raise
+            claim.finish()
+            return StepResult.WORKED
 
         runs = self._final_runs(params_hash)
+        if len(runs) < self.preset.n_seeds:
+            return StepResult.BUSY
+        latest = self.tracker.client.get_run(parent.info.run_id)
+        if self._complete(latest):
+            # Another worker stored the last seed and the summary.
+            self.outcome = PairOutcome("complete", _summary_of(latest))
+        else:
+            self.outcome = PairOutcome("complete", self._summarize(study, parent, runs))
+        return StepResult.DONE
+
+    def _summarize(
+        self, study: optuna.Study, parent: Run, runs: list[Run]
+    ) -> dict[str, float]:
+        parent_id = parent.info.run_id
         summary = _aggregate(runs)
         trial_times = [t.user_attrs.get("train_time_s", 0.0) for t in study.trials]
         summary["tune_time_s"] = float(sum(trial_times))
@@ -394,19 +598,32 @@ class StudyRunner:
         )
         return summary
 
-    def _end_stale_final_runs(self) -> None:
-        """Mark final-seed runs left RUNNING by a killed process as KILLED.
+    def _end_leftover_final_runs(self) -> None:
+        """Mark final-seed runs KILLED whose claim is over or dead.
 
-        NOTE: this assumes one process per study, as the in-process runner
-        guarantees; with several workers on one study it would end a seed that
-        another worker is still training.
+        A run's ``claim`` tag names its claim in the ledger; while that claim
+        is live, another worker is training the seed and its run stays.
+        Runs without the tag predate claims and are ended as well.
         """
-        stale = self.tracker.find_runs(
+        running = self.tracker.find_runs(
             self.experiment_id,
             f"tags.phase = 'final' and tags.study_key = '{self.study_key}' "
             "and attributes.status = 'RUNNING'",
         )
-        for run in stale:
+        ledger = self._ledger()
+        for run in running:
+            number = run.data.tags.get("claim")
+            if number is not None and ledger.claim_state(int(number)) == (
+                TrialState.RUNNING
+            ):
+                continue
+            logger.warning(
+                "%s: final seed %s was left running by a stopped worker; run %s "
+                "marked KILLED",
+                self.spec.label,
+                run.data.tags.get("seed"),
+                run.info.run_id,
+            )
             self.tracker.client.set_terminated(run.info.run_id, "KILLED")
 
     def _final_runs(self, params_hash: str) -> list[Run]:
@@ -422,7 +639,12 @@ class StudyRunner:
         return list(by_seed.values())
 
     def _final_seed(
-        self, parent: Run, params: dict[str, Any], params_hash: str, seed: int
+        self,
+        parent: Run,
+        params: dict[str, Any],
+        params_hash: str,
+        seed: int,
+        claim: Claim,
     ) -> None:
         spec = self.spec
         tags = {
@@ -430,6 +652,7 @@ class StudyRunner:
             "seed": str(seed),
             "study_key": self.study_key,
             "params_hash": params_hash,
+            "claim": str(claim.number),
             "encoder": spec.encoder.name,
             "dataset": spec.dataset,
             "openml_id": str(spec.openml_id),
@@ -467,6 +690,13 @@ class StudyRunner:
                     "n_params": count_parameters(model),
                 },
             )
+            if not claim.held():
+                # Another worker saw this claim's heartbeat stop and took the
+                # seed over; ending the run FAILED keeps one result per seed.
+                raise ClaimLostError(
+                    f"final seed {seed} was taken over by another worker; this "
+                    "worker's run of it is marked FAILED"
+                )
         logger.info(
             "%s: seed %d/%d test RMSE %.5g",
             spec.label,

@@ -1,32 +1,36 @@
-"""The default runner: jobs one after another in the calling process."""
+"""The default runner: one worker, called in the calling process."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
-from runners.base import JobResult
+from runners.base import WorkerResult, WorkerSlot
 
 logger = logging.getLogger(__name__)
 
-JobT = TypeVar("JobT")
-
 
 class InProcessRunner:
-    """Runs jobs sequentially; an exception fails that job only.
+    """Runs a single worker inline; an exception becomes its result.
 
     ``KeyboardInterrupt`` and ``SystemExit`` still stop the whole run.
     """
 
-    def run(
-        self, jobs: Sequence[JobT], work: Callable[[JobT], Any]
-    ) -> list[JobResult[JobT]]:
-        results: list[JobResult[JobT]] = []
-        for job in jobs:
-            try:
-                results.append(JobResult(job, value=work(job)))
-            except Exception as error:  # the job's failure is its result
-                logger.exception("Job %s failed", job)
-                results.append(JobResult(job, error=f"{type(error).__name__}: {error}"))
-        return results
+    @property
+    def workers(self) -> int:
+        """Always 1."""
+        return 1
+
+    @property
+    def same_machine(self) -> bool:
+        """Always True."""
+        return True
+
+    def run(self, worker: Callable[[WorkerSlot], Any]) -> list[WorkerResult[Any]]:
+        """Call ``worker`` once, in slot 0 of 1."""
+        try:
+            return [WorkerResult(0, value=worker(WorkerSlot(0, 1)))]
+        except Exception as error:  # the worker's failure is its result
+            logger.exception("Worker failed")
+            return [WorkerResult(0, error=f"{type(error).__name__}: {error}")]

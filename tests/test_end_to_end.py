@@ -19,6 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from bench.cli import main
+from bench.study import LEDGER_SUFFIX
 
 pytestmark = pytest.mark.slow
 
@@ -172,7 +173,11 @@ def test_larger_budget_continues_study(tmp_path: Path, mirror: Path):
     for trial in phases["trial"]:
         assert trial.data.tags["mlflow.parentRunId"] == parent.info.run_id
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    (summary,) = optuna.get_all_study_summaries(storage)
+    (summary,) = [
+        s
+        for s in optuna.get_all_study_summaries(storage)
+        if not s.study_name.endswith(LEDGER_SUFFIX)
+    ]
     study = optuna.load_study(study_name=summary.study_name, storage=storage)
     assert [t.number for t in study.trials] == [0, 1, 2]
 
@@ -267,3 +272,35 @@ def test_soft_bins_seed_logs_bin_weights(demo_results: Path):
         )
     ]
     assert sorted(r.data.tags["seed"] for r in with_profile) == ["0"] * len(DATASETS)
+
+
+def test_every_encoder_gets_a_row(tmp_path: Path, mirror: Path):
+    from encoders import available_encoders
+
+    code = main(
+        [
+            "run",
+            "--suite",
+            "demo",
+            "--results",
+            str(tmp_path),
+            "--mirror",
+            str(mirror),
+            "--datasets",
+            "41021",
+            "--encoders",
+            "all",
+            "--trials",
+            "1",
+            "--seeds",
+            "1",
+            "--max-epochs",
+            "2",
+        ]
+    )
+
+    assert code == 0
+    text = (tmp_path / "reports" / "demo" / "leaderboard.md").read_text()
+    per_dataset = text.split("## Per dataset")[1]
+    for name in available_encoders():
+        assert f"| {name} |" in per_dataset, name
