@@ -429,10 +429,13 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from bench.tracking import check_reachable
     from reports import build_report
 
     out = args.out or args.results / "reports" / args.suite
-    path, _ = build_report(_tracking_uri(args), args.suite, out)
+    uri = _tracking_uri(args)
+    check_reachable(uri)
+    path, _ = build_report(uri, args.suite, out)
     sys.stdout.write(path.read_text())
     return 0
 

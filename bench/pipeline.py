@@ -88,7 +88,12 @@ def resolve_device(name: str) -> torch.device:
     """Map ``auto`` to CUDA when available, else CPU; pass others through."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"--device {name} is invalid; use auto, cpu, cuda or cuda:N."
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name}: CUDA is not available on this machine.")
     return device
