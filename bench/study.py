@@ -79,6 +79,21 @@ class SurplusTrialError(Exception):
     """A trial started beyond the budget while other workers filled it."""
 
 
+class _DropSurplusWarnings(logging.Filter):
+    """Drops Optuna's warning, with traceback, for a trial ended as surplus.
+
+    `StudyRunner._log_trial` reports such a trial in one line instead.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return SurplusTrialError.__name__ not in record.getMessage()
+
+
+# NOTE: Optuna 5.1 logs failed trials from this module; under another name
+# the filter does nothing and the warning shows again.
+logging.getLogger("optuna.study._optimize").addFilter(_DropSurplusWarnings())
+
+
 class ClaimLostError(Exception):
     """Another worker took over a claim whose heartbeats arrived too late."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from bench.claims import (
     within_budget,
 )
 from bench.storage import check_storage_url, default_storage_url, open_storage
+from bench.study import SurplusTrialError
 
 SETTINGS = LeaseSettings(heartbeat_interval=1.0, grace_period=5.0)
 
@@ -282,3 +285,24 @@ def test_process_alive_sees_zombie_as_dead():
     assert not _process_alive(child.pid)
     assert _process_alive(os.getpid())
     child.wait()
+
+
+def test_surplus_trial_logs_no_traceback():
+
+    def objective(trial: optuna.Trial) -> float:
+        raise SurplusTrialError("trial 3 is beyond the budget")
+
+    # Optuna's loggers do not propagate to the root logger, so caplog misses them.
+    output = io.StringIO()
+    handler = logging.StreamHandler(output)
+    logging.getLogger("optuna").addHandler(handler)
+    try:
+        study = optuna.create_study()
+        study.optimize(objective, n_trials=1, catch=(Exception,))
+    finally:
+        logging.getLogger("optuna").removeHandler(handler)
+
+    assert study.trials[0].state == TrialState.FAIL
+    assert "Trial 0 failed" in output.getvalue()
+    assert "SurplusTrialError" not in output.getvalue()
+    assert "Traceback" not in output.getvalue()
