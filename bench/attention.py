@@ -1,4 +1,4 @@
-"""What a soft-bin encoder attends to: bin weights as a function of the input.
+"""Bin weights of a soft-bin encoder as a function of the input value.
 
 An encoder module that defines ``weights(x)``, mapping ``(batch, n_features)``
 to ``(batch, n_features, n_bins)``, gets its weights for one feature recorded

@@ -396,7 +396,7 @@ def _run(args: argparse.Namespace) -> int:
         statuses.count("skipped"),
         failed,
     )
-    # Exit status 1 tells batch scripts that a study failed or nothing ran,
+    # Exit status 1 signals to batch scripts that a study failed or nothing ran,
     # even though the leaderboard was still written.
     return 0 if complete and not failed and not summary.worker_errors else 1
 

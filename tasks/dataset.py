@@ -10,7 +10,7 @@ import polars as pl
 class DatasetError(Exception):
     """A dataset could not be loaded or is unusable for regression.
 
-    The message names the OpenML id and says what to do.
+    The message names the OpenML id and the fix.
     """
 
 

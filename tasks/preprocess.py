@@ -47,7 +47,7 @@ class Preprocessed:
 
 @dataclass
 class PreprocessReport:
-    """What fitting found in the training rows, for the run's record."""
+    """Findings of fitting on the training rows, for the run's record."""
 
     dropped_constant: list[str] = field(default_factory=list)
     missing_counts: dict[str, int] = field(default_factory=dict)
