@@ -4,10 +4,11 @@ For feature j with K_j bins, bin k has a learned vector E[j, k] and a
 learned interval [l_k, u_k] that starts at the training bin [e_k, e_k+1]
 from `encoders.bins.lookup_bins`. A value x gets the scores
 
-    s_k(x) = -(relu(l_k - x) + relu(x - u_k)) / (tau_j * w_j)
+    s_k(x) = -max(l_k - x, x - u_k, 0) / (tau_j * w_j)
 
 (minus its distance to interval k, in units of the feature's median bin width
-w_j), the weights softmax(s), and the output sum_k softmax(s)_k * E[j, k].
+w_j; for l_k <= u_k this equals relu(l_k - x) + relu(x - u_k)), the weights
+softmax(s), and the output sum_k softmax(s)_k * E[j, k].
 This is attention with x as the query and the bins as keys. The distance is
 exactly 0 inside the interval, so as tau goes to 0 the weights become one-hot
 on the bin that contains x: the output equals the hard lookup of
@@ -28,11 +29,14 @@ Parameters:
 - ``top_k``: if > 0, only the k highest-scoring bins of each feature get
   weight (renormalized to sum to 1). 0 keeps all bins.
 
-NOTE: one forward + backward step costs about 1.7x that of ``ple-quantile``
-at 32 bins (`encoders.speed.time_encoders` defaults: batch 256, 8 features,
-d_embedding 16; 2-core AMD EPYC CPU, 2 torch threads). The softmax and the
-weighted sum alone cost about as much as the whole PLE step, and the learned
-edges and temperature add the rest.
+The module stores each interval as a centre and a half width, and computes
+the scores, the softmax and the weighted sum in one autograd function with a
+hand-written backward pass (`_SoftLookup`), tested against plain autograd.
+
+NOTE: one forward + backward step still costs about twice that of
+``ple-quantile`` at 32 bins and batch 256 (`bench encoders --time`); the
+softmax and the extra matrix product for the weights' gradient alone cost
+about as much as the whole PLE step. See the benchmark page for the figures.
 
 Search space: ``n_bins`` integer 2-128 and ``d_embedding`` integer 8-32 (the
 PLE ranges, so that both are compared at the same sizes), ``temperature``
@@ -67,6 +71,95 @@ from encoders.checks import (
 from encoders.temperature import TEMPERATURE_MODES, Temperature, keep_top_k
 
 
+class _SoftLookup(torch.autograd.Function):
+    """Scores, softmax and weighted sum of bin vectors, with a hand-written backward.
+
+    Autograd would record about a dozen nodes over (n_features, batch, n_bins)
+    tensors; this function records one and computes the gradients mostly in
+    place. Inputs, all float tensors of one dtype:
+
+    - ``column``: values clamped to the span of the bins, (n, batch, 1);
+    - ``centres``, ``half_widths``: the intervals, (n, 1, n_bins);
+    - ``factor``: ``1 / (tau * width)`` per feature, (n, 1, 1);
+    - ``mask``: 0 for real bins and minus infinity for padding, (n, 1, n_bins),
+      or None;
+    - ``embeddings``: (n, n_bins, d_embedding);
+    - ``top_k``: bins that keep weight per feature, 0 for all.
+
+    Returns ``(lookup, weights, signs, distance)``: the lookup (n, batch,
+    d_embedding), the weights (n, batch, n_bins), and two tensors of the same
+    shape that the backward pass needs. ``column`` gets no gradient.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        column: Tensor,
+        centres: Tensor,
+        half_widths: Tensor,
+        factor: Tensor,
+        mask: Tensor | None,
+        embeddings: Tensor,
+        top_k: int,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        offset = column - centres
+        signs = offset.sign()
+        # max(l - x, x - u, 0) equals |x - c| - h clamped at 0 for c = (l + u) / 2
+        # and h = (u - l) / 2; it is exactly 0 inside the interval.
+        distance = offset.abs_().sub_(half_widths).clamp_min_(0)
+        scores = torch.mul(distance, factor).neg_()
+        if mask is not None:
+            scores = scores.add_(mask)
+        weights = torch.softmax(keep_top_k(scores, top_k), dim=-1)
+        return torch.bmm(weights, embeddings), weights, signs, distance
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+        factor, embeddings = inputs[3], inputs[5]
+        _, weights, signs, distance = output
+        ctx.save_for_backward(weights, signs, distance, factor, embeddings)
+        ctx.mark_non_differentiable(weights, signs, distance)
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(
+        ctx: Any, grad_lookup: Tensor | None, *_: Tensor | None
+    ) -> tuple[Tensor | None, ...]:
+        if grad_lookup is None:
+            return (None,) * 7
+        weights, signs, distance, factor, embeddings = ctx.saved_tensors
+        grad_embeddings = torch.bmm(weights.transpose(1, 2), grad_lookup)
+        grad_weights = torch.bmm(grad_lookup, embeddings.transpose(1, 2))
+
+        # Softmax: dL/ds = w * (g - sum(w * g)). ATen's fused kernel took 11 us
+        # at batch 256 here, against 32 us for the three public operations.
+        grad_scores = torch.ops.aten._softmax_backward_data(
+            grad_weights, weights, -1, weights.dtype
+        )
+
+        # scores = -factor * distance, and distance = |x - c| - h where positive.
+        grad_factor = None
+        if ctx.needs_input_grad[3]:
+            grad_factor = (grad_scores * distance).sum((1, 2), keepdim=True).neg_()
+        # The sign of the distance is 1 for bins that x lies outside, else 0.
+        # Multiplying by it is much cheaper on the CPU than a boolean masked_fill_.
+        grad_distance = grad_scores.mul_(factor).mul_(distance.sign())
+        grad_half_widths = grad_distance.sum(1, keepdim=True)
+        grad_centres = grad_distance.mul_(signs).sum(1, keepdim=True)
+        # grad_distance is -dL/d(distance), which already gives the signs of
+        # dL/dh = -dL/dd and dL/dc = -sign * dL/dd.
+        return (
+            None,
+            grad_centres,
+            grad_half_widths,
+            grad_factor,
+            None,
+            grad_embeddings,
+            None,
+        )
+
+
 class SoftBinEmbeddings(nn.Module):
     """``(batch, n) -> (batch, n * d_embedding)`` by a softmax over bins.
 
@@ -82,9 +175,10 @@ class SoftBinEmbeddings(nn.Module):
         top_k: Number of bins that keep weight per feature; 0 keeps all.
 
     Attributes:
-        signed_edges: The learned intervals, shape (2, n_features, 1, n_bins):
-            ``[lower; -upper]``, so that ``relu(signed_edges + [-x; x])`` is
-            the distance below and above each interval (see `lower`, `upper`).
+        centres: Interval centres ``(l + u) / 2``, shape (n_features, 1,
+            n_bins), learned.
+        half_widths: Interval half widths ``(u - l) / 2``, same shape, learned.
+            The intervals start at the training bins.
         embeddings: Per-bin vectors, shape (n_features, n_bins, d_embedding),
             initialized uniformly in +-1/sqrt(d_embedding).
     """
@@ -107,12 +201,10 @@ class SoftBinEmbeddings(nn.Module):
         lower = torch.where(valid, lower, last_edges.unsqueeze(1))
         upper = torch.where(valid, upper, last_edges.unsqueeze(1))
         widths = torch.stack([(e[1:] - e[:-1]).median() for e in bins]).float()
-        self.register_buffer("widths", widths)
-        self.register_buffer("negative_inverse_widths", -1 / widths)
+        self.register_buffer("inverse_widths", 1 / widths)
 
-        # One stacked parameter, so that both distances take one addition and
-        # one ReLU over (2, n, batch, n_bins) instead of two of each.
-        self.signed_edges = nn.Parameter(torch.stack([lower, -upper]).unsqueeze(2))
+        self.centres = nn.Parameter(((lower + upper) / 2).unsqueeze(1))
+        self.half_widths = nn.Parameter(((upper - lower) / 2).unsqueeze(1))
         # Added to the scores: 0 for real bins, -inf for padding. None when no
         # feature is padded, which saves one operation per step.
         padding = None
@@ -120,7 +212,6 @@ class SoftBinEmbeddings(nn.Module):
             padding = torch.zeros(n_features, 1, n_bins)
             padding = padding.masked_fill(~valid.unsqueeze(1), -math.inf)
         self.register_buffer("padding", padding)
-        self.register_buffer("signs", torch.tensor([-1.0, 1.0]).view(2, 1, 1, 1))
         self.temperature = Temperature(
             n_features, temperature, temperature_mode, anneal_ratio
         )
@@ -133,47 +224,46 @@ class SoftBinEmbeddings(nn.Module):
 
     @property
     def lower(self) -> Tensor:
-        """Left interval edges, shape (n_features, n_bins), a view."""
-        return self.signed_edges[0, :, 0]
+        """Left interval edges, shape (n_features, n_bins)."""
+        return (self.centres - self.half_widths)[:, 0]
 
     @property
     def upper(self) -> Tensor:
-        """Right interval edges, shape (n_features, n_bins), a copy."""
-        return -self.signed_edges[1, :, 0]
+        """Right interval edges, shape (n_features, n_bins)."""
+        return (self.centres + self.half_widths)[:, 0]
 
     def set_progress(self, fraction: float) -> None:
         """Set the fraction of training done, for an annealed temperature."""
         self.temperature.set_progress(fraction)
 
-    def _feature_major_weights(self, x: Tensor) -> Tensor:
-        # The layout is (n_features, batch, n_bins), so that the lookup in
-        # forward() is one batched matmul without copies.
-        edges = self.signed_edges.detach()
-        lowest = edges[0, :, 0].amin(dim=-1, keepdim=True)
-        highest = -edges[1, :, 0].amin(dim=-1, keepdim=True)
+    def _lookup(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Return the lookup (n, batch, d) and the weights (n, batch, n_bins)."""
+        with torch.no_grad():
+            lowest = (self.centres - self.half_widths.abs()).amin(dim=-1)
+            highest = (self.centres + self.half_widths.abs()).amax(dim=-1)
         # Clamping x to the span of the bins shifts every distance of an outside
         # value by the same amount, which leaves the softmax unchanged for
-        # ordered bins. Without it, x - edge rounds to the same float32 number
+        # ordered bins. Without it, x - centre rounds to the same float32 number
         # for every bin once |x| is large (1e12), and all bins get equal weight.
-        column = torch.clamp(x.T, lowest, highest).unsqueeze(-1)
-        # Inside an interval both ReLU terms are exactly 0, which makes the limit
-        # tau -> 0 exactly the hard lookup.
-        distance = torch.relu(self.signed_edges + column * self.signs).sum(dim=0)
-        # scores = -distance / (tau * width). One product with a (n_features,)
-        # factor is cheaper than a division of the (n, batch, n_bins) tensor.
-        factor = self.temperature.inverse() * self.negative_inverse_widths
-        scores = distance * factor[:, None, None]
-        if self.padding is not None:
-            scores = scores + self.padding
-        return torch.softmax(keep_top_k(scores, self.top_k), dim=-1)
+        column = torch.clamp(x.detach().T, lowest, highest).unsqueeze(-1)
+        factor = self.temperature.inverse() * self.inverse_widths
+        lookup, weights, _, _ = _SoftLookup.apply(
+            column,
+            self.centres,
+            self.half_widths,
+            factor.view(-1, 1, 1),
+            self.padding,
+            self.embeddings,
+            self.top_k,
+        )
+        return lookup, weights
 
     def weights(self, x: Tensor) -> Tensor:
         """Return the bin weights, shape (batch, n_features, n_bins)."""
-        return self._feature_major_weights(x).transpose(0, 1)
+        return self._lookup(x)[1].transpose(0, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        weights = self._feature_major_weights(x)
-        lookup = torch.bmm(weights, self.embeddings)
+        lookup, _ = self._lookup(x)
         return lookup.transpose(0, 1).reshape(len(x), self.d_out)
 
 
