@@ -14,6 +14,7 @@ submitit writes, so it needs no accounting database (``sacct``).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -35,6 +36,8 @@ TASK_ENV = "BENCH_SLURM_TASK"
 # Seconds a task may be gone from squeue before its missing result file
 # counts as a failure (shared filesystems show new files late).
 RESULT_GRACE_S = 60.0
+# File in the settings' folder that records the last array submitted from it.
+ACTIVE_FILE = "active_array.json"
 
 
 @dataclass(frozen=True)
@@ -156,21 +159,18 @@ class SlurmRunner:
         Raises:
             RuntimeError: if sbatch rejects the job (the message has its output).
         """
-        threads = self.settings.cpus_per_task
-        slots = [
-            WorkerSlot(i, self._workers, True, threads) for i in range(self._workers)
-        ]
-        try:
-            jobs = self.executor().map_array(RequeueableWorker(worker), slots)
-        except (subprocess.CalledProcessError, FailedJobError) as error:
-            raise RuntimeError(f"Slurm rejected the job array: {error}") from error
-        self.array_id = jobs[0].job_id.split("_")[0]
-        logger.info(
-            "Submitted Slurm job array %s: %d tasks, logs in %s",
-            self.array_id,
-            len(jobs),
-            self.settings.folder / self.array_id,
-        )
+        jobs = self._running_jobs()
+        if jobs:
+            logger.info(
+                "Slurm job array %s of this results folder is still queued or "
+                "running (%d tasks); following it instead of submitting another. "
+                "`scancel %s` stops it.",
+                self.array_id,
+                len(jobs),
+                self.array_id,
+            )
+        else:
+            jobs = self._submit(worker)
         if not self.wait:
             return []
         try:
@@ -182,6 +182,48 @@ class SlurmRunner:
                 self.array_id,
             )
             raise
+
+    def _submit(self, worker: Callable[[WorkerSlot], Any]) -> list[submitit.Job]:
+        threads = self.settings.cpus_per_task
+        slots = [
+            WorkerSlot(i, self._workers, True, threads) for i in range(self._workers)
+        ]
+        try:
+            jobs = self.executor().map_array(RequeueableWorker(worker), slots)
+        except (subprocess.CalledProcessError, FailedJobError) as error:
+            raise RuntimeError(f"Slurm rejected the job array: {error}") from error
+        self.array_id = jobs[0].job_id.split("_")[0]
+        record = {"array_id": self.array_id, "tasks": [job.job_id for job in jobs]}
+        (self.settings.folder / ACTIVE_FILE).write_text(json.dumps(record))
+        logger.info(
+            "Submitted Slurm job array %s: %d tasks, logs in %s",
+            self.array_id,
+            len(jobs),
+            self.settings.folder / self.array_id,
+        )
+        return jobs
+
+    def _running_jobs(self) -> list[submitit.Job]:
+        """Return the tasks of the last array submitted here, if any is in squeue.
+
+        A second ``bench run`` on the same results folder then waits for the
+        running array instead of starting more workers for the same work.
+        """
+        path = self.settings.folder / ACTIVE_FILE
+        try:
+            record = json.loads(path.read_text())
+            array_id, tasks = str(record["array_id"]), list(record["tasks"])
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            logger.warning("Ignoring invalid %s: %s", path, error)
+            return []
+        queued = _queued_tasks(array_id)
+        if not queued:
+            return []
+        self.array_id = array_id
+        pattern = self.settings.folder / "%A"
+        return [submitit.SlurmJob(folder=pattern, job_id=task) for task in tasks]
 
     def _wait(self, jobs: list[submitit.Job]) -> list[WorkerResult[Any]]:
         results: dict[int, WorkerResult[Any]] = {}

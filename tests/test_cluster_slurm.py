@@ -6,6 +6,7 @@ Needs a running cluster whose nodes share this machine's filesystem;
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import subprocess
@@ -165,3 +166,19 @@ def test_requeued_task_resumes_without_repeats(tmp_path: Path, mirror: Path):
 
     assert "Restarts=1" in scontrol("show", "job", task)
     check_run(tmp_path, trials=trials)
+
+
+def test_second_launch_follows_running_array(tmp_path: Path, mirror: Path, caplog):
+    caplog.set_level(logging.INFO, logger="runners")
+    assert main([*run_args(tmp_path, mirror, trials=2), "--no-wait"]) == 0
+    (first,) = [p.name for p in (tmp_path / "slurm").iterdir() if p.is_dir()]
+
+    try:
+        assert main(run_args(tmp_path, mirror, trials=2)) == 0
+    finally:
+        subprocess.run(["scancel", first], check=False)
+
+    arrays = [p.name for p in (tmp_path / "slurm").iterdir() if p.is_dir()]
+    assert arrays == [first]
+    assert f"Slurm job array {first} of this results folder" in caplog.text
+    check_run(tmp_path, trials=2)
