@@ -13,8 +13,12 @@ same moment can crash.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ from bench.claims import LeaseSettings, retry_trial
 logger = logging.getLogger(__name__)
 
 SQLITE_NAME = "optuna.db"
+LOCK_NAME = ".lock"
 JOURNAL_NAME = "optuna.journal"
 JOURNAL_PREFIX = "journal:"
 
@@ -46,6 +51,27 @@ def default_storage_url(results: Path, workers: int) -> str:
     if sqlite.exists() or workers <= 1:
         return f"sqlite:///{sqlite}"
     return f"{JOURNAL_PREFIX}{journal}"
+
+
+@contextmanager
+def results_lock(results: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the results folder inside the block.
+
+    Every `bench run` on a folder creates its SQLite stores and writes its
+    report under this lock, so two runs started together neither create the
+    same tables at once nor interleave writes to one report file. The lock is
+    ``fcntl.flock`` on the file ``.lock`` in ``results``, released when the
+    block ends or the process dies.
+
+    NOTE: on network filesystems without ``flock`` support (some NFS setups)
+    the lock may not hold across machines.
+    """
+    with open(results / LOCK_NAME, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def check_storage_url(url: str, workers: int) -> None:
@@ -113,13 +139,23 @@ def open_storage(
         engine = {"pool_pre_ping": True}
         if url.startswith("postgresql"):
             engine["connect_args"] = {"connect_timeout": 10}
-    return optuna.storages.RDBStorage(
-        url,
-        engine_kwargs=engine,
-        heartbeat_interval=max(1, round(leases.heartbeat_interval)),
-        grace_period=max(2, round(leases.grace_period)),
-        heartbeat_stale_trial_callback=retry_trial,
-    )
+    with warnings.catch_warnings():
+        # Optuna 5.1 warns at every use of `heartbeat_interval` that the
+        # argument is experimental, and has no stable replacement. The claims
+        # in `bench.claims` end stale trials without it, so only this warning
+        # is silenced, here where it is raised.
+        warnings.filterwarnings(
+            "ignore",
+            message=r"Argument ``heartbeat_interval`` is an experimental feature",
+            category=optuna.exceptions.ExperimentalWarning,
+        )
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=max(1, round(leases.heartbeat_interval)),
+            grace_period=max(2, round(leases.grace_period)),
+            heartbeat_stale_trial_callback=retry_trial,
+        )
 
 
 def _hide_password(url: str) -> str:

@@ -137,6 +137,38 @@ class Tracker:
             tags={**tags, "phase": "study", "study_key": study_key},
         )
 
+    def record_skipped(
+        self, experiment_id: str, openml_id: int, dataset: str, reason: str
+    ) -> None:
+        """Store why a dataset was skipped, as a FAILED run tagged ``phase=skipped``.
+
+        The report lists these runs (`reports.collect`). An earlier record of
+        the same dataset is updated instead of adding a second one.
+        """
+        found = self._skipped_runs(experiment_id, openml_id)
+        if found:
+            run_id = found[0].info.run_id
+        else:
+            run_id = self.client.create_run(
+                experiment_id,
+                run_name=f"skipped {openml_id}",
+                tags={"phase": "skipped", "openml_id": str(openml_id)},
+            ).info.run_id
+        self.client.set_tag(run_id, "dataset", dataset)
+        self.client.set_tag(run_id, "status_reason", reason[:4000])
+        self.client.set_terminated(run_id, "FAILED")
+
+    def clear_skipped(self, experiment_id: str, openml_id: int) -> None:
+        """Delete the skip records of a dataset that has now loaded."""
+        for run in self._skipped_runs(experiment_id, openml_id):
+            self.client.delete_run(run.info.run_id)
+
+    def _skipped_runs(self, experiment_id: str, openml_id: int) -> list[Run]:
+        return self.find_runs(
+            experiment_id,
+            f"tags.phase = 'skipped' and tags.openml_id = '{openml_id}'",
+        )
+
     def start_child(self, parent: Run, name: str, tags: dict[str, str]) -> str:
         """Create a RUNNING nested run under ``parent`` and return its id."""
         run = self.client.create_run(

@@ -256,7 +256,11 @@ class Worker:
         except (DatasetError, SplitError) as error:
             logger.error("Skipping dataset %d: %s", openml_id, error)
             self.report.skipped[openml_id] = str(error)
+            self.tracker.record_skipped(
+                self.plan.experiment_id, openml_id, job.entry.name, str(error)
+            )
             return None
+        self.tracker.clear_skipped(self.plan.experiment_id, openml_id)
         self._prepared[openml_id] = prepared
         while len(self._prepared) > PREPARED_CACHE:
             self._prepared.popitem(last=False)

@@ -5,7 +5,9 @@ Parent runs are tagged ``phase=study`` with ``dataset``, ``openml_id``,
 ``tune_time_s`` (the sum of the trials' training times), ``n_trials_done`` and,
 when the benchmark logs it, ``tune_wall_time_s``. Final-seed runs are tagged
 ``phase=final`` with ``seed``, ``study_key`` and ``params_hash``, and carry the
-test metrics. A final run counts when it finished and its ``params_hash`` is
+test metrics. Runs tagged ``phase=skipped`` record a dataset that the benchmark
+could not load, with ``openml_id``, ``dataset`` and ``status_reason``. A final
+run counts when it finished and its ``params_hash`` is
 its study's current ``best_params_hash``. A (dataset, encoder) pair with
 several studies (a re-run under another preset gets a new ``study_key``) is
 represented by its newest study with final results. Every search follows
@@ -60,6 +62,12 @@ STUDY_SCHEMA: dict[str, type[pl.DataType]] = {
     "n_trials_done": pl.Float64,
 }
 
+SKIPPED_SCHEMA: dict[str, type[pl.DataType]] = {
+    "openml_id": pl.Int64,
+    "dataset": pl.String,
+    "reason": pl.String,
+}
+
 FINAL_SCHEMA: dict[str, type[pl.DataType]] = {
     "study_key": pl.String,
     "params_hash": pl.String,
@@ -84,11 +92,16 @@ class Results:
             metrics (target units), ``val_rmse``, ``train_time_s`` and
             ``predict_time_s`` (seconds), ``n_params`` and the study's identity.
         notes: Data problems found while reading (runs left out and why).
+        skipped: One row per dataset that the benchmark skipped (``openml_id``,
+            ``dataset`` and ``reason``), from its latest ``phase=skipped`` run.
     """
 
     studies: pl.DataFrame
     finals: pl.DataFrame
     notes: list[str] = field(default_factory=list)
+    skipped: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=SKIPPED_SCHEMA)
+    )
 
 
 def search_all(
@@ -145,6 +158,8 @@ def collect_results(client: MlflowClient, experiment_id: str) -> Results:
 
     selected = _select_studies(studies, current, notes)
     current = current.join(selected.select("study_key"), on="study_key", how="semi")
+    skipped_runs = search_all(client, experiment_id, "tags.phase = 'skipped'")
+    skipped = _skipped_frame(skipped_runs)
     logger.info(
         "Read %d studies and %d final runs (%d counted) from experiment %s",
         studies.height,
@@ -156,6 +171,7 @@ def collect_results(client: MlflowClient, experiment_id: str) -> Results:
         studies=selected.drop("start_time"),
         finals=current.sort("openml_id", "encoder", "seed"),
         notes=notes,
+        skipped=skipped,
     )
 
 
@@ -180,6 +196,25 @@ def _study_frame(parents: list[Run]) -> pl.DataFrame:
             }
         )
     return pl.DataFrame(rows, schema=STUDY_SCHEMA)
+
+
+def _skipped_frame(runs: list[Run]) -> pl.DataFrame:
+    """Return one row per skipped dataset, from its newest record."""
+    rows = []
+    seen: set[int | None] = set()
+    for run in sorted(runs, key=lambda r: r.info.start_time, reverse=True):
+        openml_id = _int(run.data.tags.get("openml_id"))
+        if openml_id in seen:
+            continue
+        seen.add(openml_id)
+        rows.append(
+            {
+                "openml_id": openml_id,
+                "dataset": run.data.tags.get("dataset", ""),
+                "reason": run.data.tags.get("status_reason", ""),
+            }
+        )
+    return pl.DataFrame(rows, schema=SKIPPED_SCHEMA).sort("openml_id")
 
 
 def _final_frame(runs: list[Run]) -> pl.DataFrame:

@@ -165,6 +165,20 @@ def missing_table(board: Leaderboard) -> Table:
     return Table(["dataset", "OpenML id", "encoder", "status", "reason"], rows)
 
 
+def skipped_table(board: Leaderboard) -> Table:
+    """Return the datasets the benchmark skipped, with the reason of each."""
+    rows = [
+        [
+            Cell(str(r["openml_id"]), r["openml_id"]),
+            Cell(r["dataset"] or MISSING),
+            # One line per row, so a multi-line error keeps the table intact.
+            Cell(" ".join((r["reason"] or "").split())),
+        ]
+        for r in board.skipped.iter_rows(named=True)
+    ]
+    return Table(["OpenML id", "dataset", "reason"], rows)
+
+
 def _dataset_row(r: dict, baseline: str) -> list[Cell]:
     rank = r["rank"]
     rank_text = str(int(rank)) if float(rank).is_integer() else f"{rank:.1f}"

@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
-from reports.display import Plot, Plots, Table, dataset_tables, missing_table
+from reports.display import (
+    Plot,
+    Plots,
+    Table,
+    dataset_tables,
+    missing_table,
+    skipped_table,
+)
 from reports.display import overall_table as build_overall_table
 from reports.leaderboard import Leaderboard
 from reports.narrative import method_lines, significance_lines, summary_lines
@@ -122,6 +129,9 @@ def render_html(
     if board.missing.height:
         parts.append(f"<h2>Missing cells ({board.missing.height})</h2>")
         parts.append(render_table(missing_table(board)))
+    if board.skipped.height:
+        parts.append(f"<h2>Skipped datasets ({board.skipped.height})</h2>")
+        parts.append(render_table(skipped_table(board)))
     items = "".join(f"<li>{escape(line)}</li>" for line in method_lines(board))
     parts += ["<h2>Method</h2>", f"<ul>{items}</ul>"]
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from reports.display import Plot, Plots, Table, dataset_tables, missing_table
+from reports.display import (
+    Plot,
+    Plots,
+    Table,
+    dataset_tables,
+    missing_table,
+    skipped_table,
+)
 from reports.display import overall_table as build_overall_table
 from reports.leaderboard import Leaderboard
 from reports.narrative import method_lines, significance_lines, summary_lines
@@ -68,6 +75,13 @@ def render_markdown(
             f"## Missing cells ({board.missing.height})",
             "",
             render_table(missing_table(board)),
+        ]
+    if board.skipped.height:
+        parts += [
+            "",
+            f"## Skipped datasets ({board.skipped.height})",
+            "",
+            render_table(skipped_table(board)),
         ]
     parts += ["", "## Method", "", *(f"- {line}" for line in method_lines(board))]
     return "\n".join(parts) + "\n"

@@ -28,6 +28,11 @@ def summary_lines(board: Leaderboard) -> list[str]:
             f"cells are missing ({detail}); they are marked in the tables and "
             "left out of every statistic."
         )
+    if board.skipped.height:
+        lines.append(
+            f"Skipped: {board.skipped.height} datasets could not be used and "
+            "have no results; the section Skipped datasets gives the reasons."
+        )
     return lines
 
 

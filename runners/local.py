@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -143,14 +144,28 @@ def _worker_main(
     slot: WorkerSlot,
     results: multiprocessing.Queue,
 ) -> None:
+    # The launcher ends its workers with SIGTERM when it is interrupted. As a
+    # KeyboardInterrupt, the signal lets the worker mark its running trial
+    # FAIL and end its MLflow run before the process exits.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         results.put(WorkerResult(slot.index, value=worker(slot)))
+    except KeyboardInterrupt as error:
+        name = str(error) or "SIGINT"
+        results.put(WorkerResult(slot.index, error=f"interrupted by {name}"))
+        logging.getLogger(__name__).warning(
+            "Worker %d interrupted by %s", slot.index, name
+        )
     except BaseException as error:
         text = "".join(traceback.format_exception(error))
         results.put(WorkerResult(slot.index, error=f"{type(error).__name__}: {error}"))
         logging.getLogger(__name__).error("Worker %d failed:\n%s", slot.index, text)
         if not isinstance(error, Exception):
             raise
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _collect(

@@ -57,9 +57,25 @@ class DataSources:
         openml_cache: Path | None = None,
         offline: bool = False,
     ) -> DataSources:
-        """Fill unset fields from ``BENCH_MIRROR`` and ``BENCH_CACHE``."""
+        """Fill unset fields from ``BENCH_MIRROR`` and ``BENCH_CACHE``.
+
+        Raises:
+            ValueError: if the mirror path is not an existing folder; the
+                message names the path and where it came from (``--mirror`` or
+                the variable).
+        """
+        origin = "--mirror"
         if mirror is None and os.environ.get(MIRROR_ENV):
             mirror = Path(os.environ[MIRROR_ENV])
+            origin = f"the environment variable {MIRROR_ENV}"
+        if mirror is not None and not mirror.is_dir():
+            problem = "is not a folder" if mirror.exists() else "does not exist"
+            raise ValueError(
+                f"Dataset mirror {mirror} (from {origin}) {problem}. Point "
+                f"--mirror or {MIRROR_ENV} at a folder that holds the Parquet files "
+                f"and MANIFEST.toml, or unset {MIRROR_ENV} to load datasets from "
+                "the cache and OpenML."
+            )
         return cls(
             cache_dir=cache_dir or default_cache_dir(),
             mirror=mirror,

@@ -1,17 +1,21 @@
-"""Faults: a run killed at random points and re-run loses and repeats nothing."""
+"""Faults: killed, interrupted or concurrent runs lose and repeat nothing."""
 
 from __future__ import annotations
 
 import os
 import random
+import re
+import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from importlib import resources
 from pathlib import Path
 
 import optuna
 import pytest
+from cluster_checks import check_exactly_once, tuning_studies
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -129,3 +133,84 @@ def test_sigkill_then_rerun_is_exact(tmp_path: Path, mirror: Path):
 
     raw = (tmp_path / "reports" / "demo" / "results.csv").read_text().splitlines()
     assert len(raw) == 1 + len(ENCODERS) * SEEDS
+
+
+def slow_preset(folder: Path) -> Path:
+    """Write the default preset with early stopping off, so trials run long."""
+    text = (resources.files("bench") / "presets" / "default.toml").read_text()
+    text, replaced = re.subn(r"^patience = \d+", "patience = 1000", text, flags=re.M)
+    assert replaced == 1
+    path = folder / "no-early-stop.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_fails_trial_then_resumes(tmp_path: Path, mirror: Path, signum):
+    results = tmp_path / "results"
+    cmd = command(results, mirror)
+    budget = {"--encoders": "none", "--trials": "1", "--seeds": "1"}
+    for option, value in {**budget, "--max-epochs": "30"}.items():
+        cmd[cmd.index(option) + 1] = value
+    cmd += ["--preset", str(slow_preset(tmp_path))]
+    process = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if "tuning, 1 of 1 trials" in line:
+            break
+    # Trial 0 trains for all 30 epochs, several seconds even on a fast CPU.
+    time.sleep(1.0)
+    process.send_signal(signum)
+    output = "".join(seen) + process.communicate(timeout=120)[1]
+
+    assert process.returncode == 130, output[-3000:]
+    errors = [
+        line.split(" ERROR ", 1)[1] for line in output.splitlines() if " ERROR " in line
+    ]
+    assert errors == [
+        f"bench: Run interrupted by {signum.name}. Finished trials and seeds are "
+        "saved, and running the same command again resumes the run."
+    ]
+    assert "Traceback" not in output
+    assert "ExperimentalWarning" not in output
+
+    storage = f"sqlite:///{results / 'optuna.db'}"
+    tracking = f"sqlite:///{results / 'mlflow.db'}"
+    (study,) = tuning_studies(storage)
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("demo")
+    runs = client.search_runs([experiment.experiment_id], "tags.phase = 'trial'")
+    assert [r.info.status for r in runs] == ["KILLED"]
+    assert runs[0].data.tags["error"].startswith("KeyboardInterrupt")
+
+    finished = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    check_exactly_once(storage, tracking, "demo", studies=1, trials=1, seeds=1)
+
+
+def test_concurrent_runs_share_results(tmp_path: Path, mirror: Path):
+    """Two `bench run` commands started together on a fresh results folder."""
+    cmd = command(tmp_path, mirror)
+    cmd[cmd.index("--encoders") + 1] = "none"
+    processes = [
+        subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=900)[1] for p in processes]
+
+    for process, output in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, output[-3000:]
+        for error in ("Traceback", "database is locked", "alembic", "ERROR"):
+            assert error not in output, (error, output[-3000:])
+    counts = check_exactly_once(
+        f"sqlite:///{tmp_path / 'optuna.db'}",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "demo",
+        studies=1,
+        trials=TRIALS,
+        seeds=SEEDS,
+    )
+    assert counts.done_trials == TRIALS
+    raw = (tmp_path / "reports" / "demo" / "results.csv").read_text().splitlines()
+    assert len(raw) == 1 + SEEDS

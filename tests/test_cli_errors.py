@@ -1,0 +1,351 @@
+"""Invalid command-line input: one clear error line, exit status 2, no files."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.exceptions import ExperimentalWarning
+
+from bench.cli import main
+from bench.storage import open_storage
+
+DEMO_IDS = "507, 688, 41021"
+
+
+def run_args(results: Path, mirror: Path | None, *extra: str) -> list[str]:
+    """Return `bench run` arguments for one cheap study of the demo suite."""
+    args = ["run", "--suite", "demo", "--results", str(results)]
+    if mirror is not None:
+        args += ["--mirror", str(mirror)]
+    return [
+        *args,
+        "--encoders",
+        "none",
+        "--trials",
+        "1",
+        "--seeds",
+        "1",
+        "--max-epochs",
+        "1",
+        "--device",
+        "cpu",
+        *extra,
+    ]
+
+
+def error_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def single_error(caplog: pytest.LogCaptureFixture) -> str:
+    """Return the one error message logged; fail if there are more or it wraps."""
+    errors = error_lines(caplog)
+    assert len(errors) == 1, errors
+    assert "\n" not in errors[0]
+    assert "Traceback" not in caplog.text
+    return errors[0]
+
+
+def make_store(results: Path) -> None:
+    """Create ``results/mlflow.db`` with an empty ``demo`` experiment."""
+    results.mkdir(parents=True, exist_ok=True)
+    MlflowClient(f"sqlite:///{results / 'mlflow.db'}").create_experiment("demo")
+
+
+def test_run_results_file_rejected(tmp_path: Path, mirror: Path, caplog):
+    results = tmp_path / "results.txt"
+    results.write_text("not a folder")
+
+    assert main(run_args(results, mirror, "--datasets", "41021")) == 2
+
+    message = single_error(caplog)
+    assert f"--results {results}" in message
+    assert "is a file, not a folder" in message
+    assert "Pass the path of a folder" in message
+    assert results.read_text() == "not a folder"
+
+
+def test_run_results_below_file_rejected(tmp_path: Path, mirror: Path, caplog):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+
+    assert main(run_args(blocker / "results", mirror, "--datasets", "41021")) == 2
+
+    message = single_error(caplog)
+    assert str(blocker / "results") in message
+    assert f"{blocker} is a file" in message
+
+
+def test_report_out_file_rejected(tmp_path: Path, caplog):
+    results = tmp_path / "results"
+    make_store(results)
+    out = tmp_path / "leaderboard.md"
+    out.write_text("old")
+
+    code = main(["report", "--results", str(results), "--out", str(out)])
+
+    assert code == 2
+    message = single_error(caplog)
+    assert f"--out {out}" in message
+    assert "is a file, not a folder" in message
+    assert out.read_text() == "old"
+
+
+def test_report_results_file_rejected(tmp_path: Path, caplog):
+    results = tmp_path / "results"
+    results.write_text("")
+
+    assert main(["report", "--results", str(results)]) == 2
+
+    message = single_error(caplog)
+    assert f"--results {results}" in message
+    assert "is a file, not a folder" in message
+
+
+def test_report_missing_results_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    typo = tmp_path / "typo"
+
+    assert main(["report", "--results", str(typo)]) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"No results at --results {typo}")
+    assert str(typo / "mlflow.db") in message
+    assert "does not exist" in message
+    assert "earlier `bench run`" in message
+    assert not typo.exists()
+
+
+def test_ui_missing_results_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    typo = tmp_path / "typo"
+
+    assert main(["ui", "--results", str(typo)]) == 2
+
+    assert single_error(caplog).startswith(f"No results at --results {typo}")
+    assert not typo.exists()
+
+
+def test_report_missing_tracking_file_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+):
+    store = tmp_path / "elsewhere.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+
+    assert main(["report", "--results", str(tmp_path)]) == 2
+
+    message = single_error(caplog)
+    assert str(store) in message
+    assert "MLFLOW_TRACKING_URI" in message
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("value", ["999", "41021,999"])
+def test_datasets_outside_suite_rejected(
+    tmp_path: Path, mirror: Path, caplog, value: str
+):
+    results = tmp_path / "results"
+
+    assert main(run_args(results, mirror, "--datasets", value)) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"--datasets {value}: 999 is not in suite demo")
+    assert f"Suite demo has the ids {DEMO_IDS}." in message
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "41021,x1", "-5"])
+def test_datasets_not_integer_rejected(
+    tmp_path: Path, mirror: Path, caplog, value: str
+):
+    results = tmp_path / "results"
+
+    assert main(run_args(results, mirror, "--datasets", value)) == 2
+
+    message = single_error(caplog)
+    bad = value.split(",")[-1]
+    assert message.startswith(f"--datasets {value}: {bad} is not an OpenML")
+    assert DEMO_IDS in message
+    assert not results.exists()
+
+
+def test_fetch_datasets_not_integer_rejected(tmp_path: Path, mirror: Path, caplog):
+    code = main(["fetch", "--mirror", str(mirror), "--datasets", "abc"])
+
+    assert code == 2
+    message = single_error(caplog)
+    assert "abc is not an OpenML dataset id" in message
+    assert DEMO_IDS in message
+
+
+def test_run_suite_rejects_foreign_ids(tmp_path: Path, mirror: Path):
+    from bench.config import load_preset
+    from bench.pipeline import RunOptions, run_suite
+    from tasks import DataSources, load_suite
+
+    options = RunOptions(
+        results=tmp_path / "results",
+        sources=DataSources.from_env(mirror=mirror),
+        encoders=["none"],
+        dataset_ids=[41021, 999],
+    )
+
+    with pytest.raises(ValueError) as raised:
+        run_suite(load_suite("demo"), load_preset("default"), options)
+
+    assert str(raised.value) == (
+        f"Dataset ids 999 are not in suite demo; its ids are {DEMO_IDS}."
+    )
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_mirror_from_environment_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+):
+    absent = tmp_path / "no-such-mirror"
+    monkeypatch.setenv("BENCH_MIRROR", str(absent))
+    results = tmp_path / "results"
+
+    assert main(run_args(results, None, "--datasets", "41021")) == 2
+
+    message = single_error(caplog)
+    assert f"Dataset mirror {absent}" in message
+    assert "from the environment variable BENCH_MIRROR" in message
+    assert "does not exist" in message
+    assert "unset BENCH_MIRROR" in message
+    assert not results.exists()
+
+
+def test_missing_mirror_option_named(tmp_path: Path, caplog):
+    absent = tmp_path / "no-such-mirror"
+
+    assert main(run_args(tmp_path / "results", absent, "--datasets", "41021")) == 2
+
+    message = single_error(caplog)
+    assert f"Dataset mirror {absent} (from --mirror) does not exist" in message
+    assert "MANIFEST.toml" in message
+
+
+def write_preset(folder: Path, override: str) -> Path:
+    """Copy the default preset with one ``[encoders...]`` table appended."""
+    from importlib import resources
+
+    text = (resources.files("bench") / "presets" / "default.toml").read_text()
+    text = text.replace('name = "default"', 'name = "custom"')
+    path = folder / "custom.toml"
+    path.write_text(text + "\n" + override + "\n")
+    return path
+
+
+def test_preset_unknown_encoder_parameter(tmp_path: Path, mirror: Path, caplog):
+    preset = write_preset(
+        tmp_path,
+        '[encoders.soft-bins.space]\nn_binz = { type = "int", low = 4, high = 8 }',
+    )
+    results = tmp_path / "results"
+
+    code = main(
+        run_args(results, mirror, "--datasets", "41021", "--preset", str(preset))
+    )
+
+    assert code == 2
+    message = single_error(caplog)
+    assert "Preset 'custom'" in message
+    assert "[encoders.soft-bins.space] sets ['n_binz']" in message
+    assert "'n_bins'" in message
+    assert not results.exists()
+
+
+def test_preset_unknown_encoder_name(tmp_path: Path, mirror: Path, caplog):
+    preset = write_preset(
+        tmp_path, '[encoders.soft-binz.space]\nn_bins = { type = "fixed", value = 8 }'
+    )
+    results = tmp_path / "results"
+
+    code = main(
+        run_args(results, mirror, "--datasets", "41021", "--preset", str(preset))
+    )
+
+    assert code == 2
+    message = single_error(caplog)
+    assert "Preset 'custom'" in message
+    assert "[encoders.soft-binz] names an unknown encoder" in message
+    assert "soft-bins" in message
+    assert not results.exists()
+
+
+def test_storage_opens_without_experimental_warning(tmp_path: Path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+
+    experimental = [w for w in caught if issubclass(w.category, ExperimentalWarning)]
+    assert experimental == []
+
+
+def skip_suite(folder: Path, target: str) -> Path:
+    """Write a suite of Moneyball and one id that no source has."""
+    path = folder / f"suite-{target}.toml"
+    path.write_text(
+        'name = "skipcheck"\nencoders = ["none"]\n\n'
+        f'[[dataset]]\nopenml_id = 41021\nname = "Moneyball"\ntarget = "{target}"\n\n'
+        '[[dataset]]\nopenml_id = 999999\nname = "absent"\n'
+    )
+    return path
+
+
+def skip_args(results: Path, mirror: Path, suite: Path) -> list[str]:
+    args = run_args(results, mirror, "--offline")
+    args[args.index("demo")] = str(suite)
+    return args
+
+
+def test_all_datasets_skipped_listed(tmp_path: Path, mirror: Path, caplog):
+    results = tmp_path / "results"
+    caplog.set_level(logging.INFO, logger="bench")
+
+    code = main(skip_args(results, mirror, skip_suite(tmp_path, "no_such_column")))
+
+    assert code == 1
+    errors = error_lines(caplog)
+    assert errors[-1].startswith("No study ran: every dataset was skipped.")
+    summary = [m.getMessage() for m in caplog.records if "studies complete" in m.msg]
+    assert summary == [
+        "0 of 2 studies complete, 2 skipped (datasets 41021, 999999), 0 failed"
+    ]
+
+    board = (results / "reports" / "skipcheck" / "leaderboard.md").read_text()
+    assert "## Skipped datasets (2)" in board
+    assert "| 41021 | Moneyball | " in board
+    assert "no_such_column" in board
+    assert "| 999999 | absent | " in board
+    assert "offline mode" in board
+    assert "Skipped: 2 datasets could not be used" in board
+    page = (results / "reports" / "skipcheck" / "report.html").read_text()
+    assert "Skipped datasets (2)" in page
+
+
+@pytest.mark.slow
+def test_skip_record_cleared_once_loaded(tmp_path: Path, mirror: Path):
+    results = tmp_path / "results"
+    assert main(skip_args(results, mirror, skip_suite(tmp_path, "bad"))) == 1
+    first = (results / "reports" / "skipcheck" / "leaderboard.md").read_text()
+    assert "## Skipped datasets (2)" in first
+
+    # The same suite with Moneyball's real target: it loads, and only the
+    # dataset that no source has stays listed.
+    assert main(skip_args(results, mirror, skip_suite(tmp_path, "RS"))) == 0
+
+    board = (results / "reports" / "skipcheck" / "leaderboard.md").read_text()
+    assert "## Skipped datasets (1)" in board
+    assert "| 999999 | absent | " in board
+    assert "| 41021 | Moneyball | " not in board
+    assert "| none |" in board
