@@ -23,6 +23,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from tasks.preprocess import QUANTILE_NOISE
+
 
 class PresetError(ValueError):
     """A preset name, file or value is invalid; the message names it."""
@@ -35,8 +37,8 @@ class Preset:
     name: str
     description: str
     split_seed: int
-    test_fraction: float
-    val_fraction: float
+    test_fraction: float | None
+    val_fraction: float | None
     train_cap: int | None
     deduplicate: bool
     numeric_transform: str
@@ -51,6 +53,17 @@ class Preset:
     n_seeds: int
     backbone_space: dict[str, BaseDistribution]
     encoder_spaces: dict[str, dict[str, BaseDistribution]] = field(default_factory=dict)
+    split_method: str = "fractions"
+    train_fraction: float | None = None
+    val_share: float | None = None
+    val_cap: int | None = None
+    test_cap: int | None = None
+    resamples: int | str = 1
+    quantile_noise: float = QUANTILE_NOISE
+    normalized_score: str = "rmse"
+    # How final seeds train: "auto", True (as one vectorized model) or False
+    # (one after another); see `bench.vectorized.resolve_vectorized`.
+    vectorized_seeds: bool | str = "auto"
 
     def with_budget(
         self,
@@ -94,8 +107,14 @@ class Preset:
         same study instead of starting a new one.
         """
         data = self.record()
-        for key in ("name", "description", "n_trials", "n_seeds"):
+        # vectorized_seeds changes how final seeds run, not what a trial computes.
+        for key in ("name", "description", "n_trials", "n_seeds", "vectorized_seeds"):
             data.pop(key)
+        # Fields added after the first presets are left out while they keep
+        # their default, so studies of older presets keep their keys and resume.
+        for key, default in LATER_FIELD_DEFAULTS.items():
+            if data.get(key) == default:
+                data.pop(key)
         text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -152,25 +171,44 @@ def _parse(doc: dict[str, Any], origin: str) -> Preset:
             )
         return value
 
-    def fraction(key: str) -> float:
-        value = split[key]
+    def number(table: dict[str, Any], section: str, key: str) -> float:
+        value = table[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise PresetError(
-                f"{origin}: [split] {key} = {value!r} is invalid; use a number."
+                f"{origin}: [{section}] {key} = {value!r} is invalid; use a number."
             )
         return float(value)
 
+    def fraction(key: str) -> float:
+        return number(split, "split", key)
+
+    def optional_int(key: str) -> int | None:
+        return integer(split, "split", key) if key in split else None
+
+    method = str(split.get("method", "fractions"))
+    if method not in SPLIT_METHODS:
+        raise PresetError(
+            f"{origin}: [split] method = {method!r} is invalid; use one of "
+            f"{', '.join(SPLIT_METHODS)}."
+        )
+    fractions = method == "fractions"
+    other = "capped-train" if fractions else "fractions"
+    unused = sorted(set(split) & METHOD_KEYS[other])
+    if unused:
+        raise PresetError(
+            f"{origin}: [split] sets {unused}, which method = {method!r} does not "
+            f"use; remove them or set method = {other!r}."
+        )
+    preprocess = doc["preprocess"]
     preset = Preset(
         name=str(doc.get("name", Path(origin).stem)),
         description=str(doc.get("description", "")),
         split_seed=integer(split, "split", "seed"),
-        test_fraction=fraction("test_fraction"),
-        val_fraction=fraction("val_fraction"),
-        train_cap=integer(split, "split", "train_cap")
-        if "train_cap" in split
-        else None,
+        test_fraction=fraction("test_fraction") if fractions else None,
+        val_fraction=fraction("val_fraction") if fractions else None,
+        train_cap=optional_int("train_cap"),
         deduplicate=bool(split.get("deduplicate", False)),
-        numeric_transform=str(doc["preprocess"]["numeric_transform"]),
+        numeric_transform=str(preprocess["numeric_transform"]),
         n_trials=integer(tuning, "tuning", "n_trials"),
         sampler_seed=integer(tuning, "tuning", "sampler_seed"),
         n_startup_trials=integer(tuning, "tuning", "n_startup_trials", 10),
@@ -185,19 +223,64 @@ def _parse(doc: dict[str, Any], origin: str) -> Preset:
             name: parse_space(table.get("space", {}), f"{origin} [encoders.{name}]")
             for name, table in doc.get("encoders", {}).items()
         },
+        split_method=method,
+        train_fraction=None if fractions else fraction("train_fraction"),
+        val_share=None if fractions else fraction("val_share"),
+        val_cap=optional_int("val_cap"),
+        test_cap=optional_int("test_cap"),
+        resamples=_resamples(split.get("resamples", 1), origin),
+        quantile_noise=number(preprocess, "preprocess", "quantile_noise")
+        if "quantile_noise" in preprocess
+        else QUANTILE_NOISE,
+        normalized_score=str(doc.get("report", {}).get("normalized_score", "rmse")),
+        vectorized_seeds=_vectorized(final.get("vectorized", "auto"), origin),
     )
+    _check_values(preset, origin)
+    return preset
+
+
+def _vectorized(value: Any, origin: str) -> bool | str:
+    if value == "auto" or isinstance(value, bool):
+        return value
+    raise PresetError(
+        f'{origin}: [final] vectorized = {value!r} is invalid; use "auto", true '
+        "or false."
+    )
+
+
+def _resamples(value: Any, origin: str) -> int | str:
+    if value == RESAMPLES_AUTO:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PresetError(
+            f"{origin}: [split] resamples = {value!r} is invalid; use a positive "
+            f"integer or {RESAMPLES_AUTO!r}."
+        )
+    return value
+
+
+def _check_values(preset: Preset, origin: str) -> None:
+    """Raise `PresetError` for a value outside its allowed range."""
+    if preset.normalized_score not in NORMALIZED_SCORES:
+        raise PresetError(
+            f"{origin}: [report] normalized_score = {preset.normalized_score!r} "
+            f"is invalid; use one of {', '.join(NORMALIZED_SCORES)}."
+        )
+    if preset.quantile_noise < 0:
+        raise PresetError(
+            f"{origin}: [preprocess] quantile_noise = {preset.quantile_noise} is "
+            "invalid; use 0 or a positive fraction of each column's standard "
+            "deviation."
+        )
+    if preset.split_method == "fractions":
+        _check_fractions(preset, origin)
+    else:
+        _check_capped(preset, origin)
     if preset.numeric_transform not in NUMERIC_TRANSFORMS:
         raise PresetError(
             f"{origin}: [preprocess] numeric_transform = "
             f"{preset.numeric_transform!r} is invalid; use one of "
             f"{', '.join(NUMERIC_TRANSFORMS)}."
-        )
-    total = preset.test_fraction + preset.val_fraction
-    if not (0 < preset.test_fraction < 1 and 0 < preset.val_fraction < 1 and total < 1):
-        raise PresetError(
-            f"{origin}: [split] test_fraction ({preset.test_fraction}) and "
-            f"val_fraction ({preset.val_fraction}) must each lie between 0 and 1 "
-            "and sum to less than 1."
         )
     for key in ("n_trials", "max_epochs", "patience", "batch_size", "n_seeds"):
         if getattr(preset, key) < 1:
@@ -208,10 +291,60 @@ def _parse(doc: dict[str, Any], origin: str) -> Preset:
             f"{origin}: [backbone.space] must define {sorted(required)}; it lacks "
             f"{sorted(required - set(preset.backbone_space))}."
         )
-    return preset
+
+
+def _check_fractions(preset: Preset, origin: str) -> None:
+    test, val = preset.test_fraction or 0.0, preset.val_fraction or 0.0
+    if not (0 < test < 1 and 0 < val < 1 and test + val < 1):
+        raise PresetError(
+            f"{origin}: [split] test_fraction ({preset.test_fraction}) and "
+            f"val_fraction ({preset.val_fraction}) must each lie between 0 and 1 "
+            "and sum to less than 1."
+        )
+
+
+def _check_capped(preset: Preset, origin: str) -> None:
+    for key in ("train_fraction", "val_share"):
+        value = getattr(preset, key)
+        if not 0 < value < 1:
+            raise PresetError(
+                f"{origin}: [split] {key} = {value} is invalid; it must lie "
+                "strictly between 0 and 1."
+            )
+    for key in ("train_cap", "val_cap", "test_cap"):
+        value = getattr(preset, key)
+        if value is not None and value < 1:
+            raise PresetError(
+                f"{origin}: [split] {key} = {value} is invalid; use 1 or more, or "
+                "leave it out for no cap."
+            )
 
 
 NUMERIC_TRANSFORMS = ("quantile-normal", "standard", "none")
+# "fractions": test_fraction and val_fraction of all rows, the rest training.
+# "capped-train": train_fraction of all rows (at most train_cap), then
+# val_share of the remaining rows for validation and the others for test.
+SPLIT_METHODS = ("fractions", "capped-train")
+# [split] keys that only one method reads, by method.
+METHOD_KEYS = {
+    "fractions": {"test_fraction", "val_fraction"},
+    "capped-train": {"train_fraction", "val_share", "val_cap", "test_cap"},
+}
+# "auto" picks the number of resamples from the test size (see
+# `tasks.splits.resamples_for_test_size`).
+RESAMPLES_AUTO = "auto"
+# Metric that `normalized_score` rescales per dataset (see `reports.tables`).
+NORMALIZED_SCORES = ("rmse", "r2")
+LATER_FIELD_DEFAULTS: dict[str, Any] = {
+    "split_method": "fractions",
+    "train_fraction": None,
+    "val_share": None,
+    "val_cap": None,
+    "test_cap": None,
+    "resamples": 1,
+    "quantile_noise": QUANTILE_NOISE,
+    "normalized_score": "rmse",
+}
 KNOWN_KEYS: dict[str, set[str]] = {
     "": {
         "name",
@@ -223,12 +356,26 @@ KNOWN_KEYS: dict[str, set[str]] = {
         "final",
         "backbone",
         "encoders",
+        "report",
     },
-    "split": {"seed", "test_fraction", "val_fraction", "train_cap", "deduplicate"},
-    "preprocess": {"numeric_transform"},
+    "split": {
+        "seed",
+        "test_fraction",
+        "val_fraction",
+        "train_cap",
+        "deduplicate",
+        "method",
+        "train_fraction",
+        "val_share",
+        "val_cap",
+        "test_cap",
+        "resamples",
+    },
+    "preprocess": {"numeric_transform", "quantile_noise"},
+    "report": {"normalized_score"},
     "tuning": {"n_trials", "sampler_seed", "n_startup_trials", "pruner_warmup_epochs"},
     "training": {"max_epochs", "patience", "batch_size", "eval_batch_size"},
-    "final": {"n_seeds"},
+    "final": {"n_seeds", "vectorized"},
     "backbone": {"space"},
 }
 

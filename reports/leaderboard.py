@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from reports.collect import Results
+from reports.collect import SKIPPED_SCHEMA, Results
 from reports.costs import median_costs, per_dataset_costs
 from reports.elo import N_BOOTSTRAP, elo_table
 from reports.significance import (
@@ -33,6 +33,12 @@ from reports.tables import (
 )
 
 BASELINE = "none"
+# Column rescaled by each choice of ``normalized_score``, and whether larger
+# values are better. "r2" is the definition of Grinsztajn et al. (2022).
+NORMALIZED_SCORE_BASES: dict[str, tuple[str, bool]] = {
+    "rmse": ("rmse_mean", False),
+    "r2": ("r2_mean", True),
+}
 
 
 @dataclass
@@ -53,6 +59,8 @@ class Leaderboard:
         friedman: The Friedman test with the critical difference, or None.
         n_bootstrap: Resamples behind the Elo intervals.
         notes: Analyses skipped and runs left out, as sentences.
+        skipped: Datasets the benchmark could not use, with ``openml_id``,
+            ``dataset`` and ``reason``; they have no row in the other tables.
     """
 
     per_dataset: pl.DataFrame
@@ -64,6 +72,9 @@ class Leaderboard:
     n_final_runs: int
     n_bootstrap: int = N_BOOTSTRAP
     notes: list[str] = field(default_factory=list)
+    skipped: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=SKIPPED_SCHEMA)
+    )
 
 
 def build_leaderboard(
@@ -73,6 +84,7 @@ def build_leaderboard(
     baseline: str = BASELINE,
     alpha: float = ALPHA,
     n_bootstrap: int = N_BOOTSTRAP,
+    normalized_score: str = "rmse",
 ) -> Leaderboard:
     """Aggregate final-seed results into the leaderboard tables.
 
@@ -83,14 +95,34 @@ def build_leaderboard(
         baseline: Encoder that the others are tested against.
         alpha: Significance level of every test.
         n_bootstrap: Resamples for the Elo interval.
+        normalized_score: Metric the normalized score rescales: ``rmse``
+            (mean test RMSE) or ``r2`` (mean test R², as Grinsztajn et al.).
+
+    Raises:
+        ValueError: if ``normalized_score`` is not a key of
+            `NORMALIZED_SCORE_BASES`.
     """
+    if normalized_score not in NORMALIZED_SCORE_BASES:
+        raise ValueError(
+            f"normalized_score={normalized_score!r} is invalid; use one of "
+            f"{', '.join(NORMALIZED_SCORE_BASES)}."
+        )
+    value, higher_is_better = NORMALIZED_SCORE_BASES[normalized_score]
     notes = list(results.notes)
+    if normalized_score != "rmse":
+        notes.append(
+            "The normalized score rescales the mean test R² per dataset (best "
+            "encoder 1, median encoder 0, clipped at 0), as Grinsztajn et al. "
+            "(2022) do."
+        )
     if split_sizes is None:
         split_sizes = pl.DataFrame(
             schema={c: pl.Int64 for c in ("openml_id", "n_train", "n_val", "n_test")}
         )
     finals = results.finals
-    per = add_normalized_scores(add_ranks(summarize_seeds(finals)))
+    per = add_normalized_scores(
+        add_ranks(summarize_seeds(finals)), value, higher_is_better
+    )
     per = (
         per.join(
             per_dataset_costs(finals, results.studies, split_sizes),
@@ -143,6 +175,7 @@ def build_leaderboard(
         n_final_runs=finals.height,
         n_bootstrap=n_bootstrap,
         notes=notes,
+        skipped=results.skipped,
     )
 
 

@@ -58,7 +58,7 @@ class ReportError(LookupError):
 
 
 def build_report(
-    tracking_uri: str, experiment: str, out_dir: Path
+    tracking_uri: str, experiment: str, out_dir: Path, normalized_score: str = "rmse"
 ) -> tuple[Path, Leaderboard]:
     """Write every report file for one experiment and log them to MLflow.
 
@@ -67,6 +67,8 @@ def build_report(
         experiment: Name of the experiment, which is the suite name.
         out_dir: Output folder, created if needed; existing files of the same
             names are replaced.
+        normalized_score: Metric the normalized score rescales, ``rmse`` or
+            ``r2`` (see `reports.leaderboard.build_leaderboard`).
 
     Returns:
         The path of ``leaderboard.md`` and the leaderboard tables.
@@ -87,7 +89,7 @@ def build_report(
     results = collect_results(client, found.experiment_id)
     split_sizes = read_split_sizes(client, results.studies, results.notes)
     weights = read_bin_weights(client, results.finals, results.notes)
-    board = build_leaderboard(results, split_sizes)
+    board = build_leaderboard(results, split_sizes, normalized_score=normalized_score)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = draw_plots(board, weights, out_dir / "plots", out_dir)

@@ -5,8 +5,11 @@ results on it. Rank 1 is the lowest mean test RMSE, and tied means share the
 average rank. The normalized score follows Grinsztajn et al. (2022, "Why do
 tree-based models still outperform deep learning on tabular data?"): on each
 dataset the best encoder scores 1, the median encoder scores 0, and scores
-below 0 are clipped to 0. A missing cell is a (dataset, encoder) pair of the
-experiment's grid without any counted final run.
+below 0 are clipped to 0. Their figures rescale the test R² of regression
+tasks; by default this report rescales the mean test RMSE instead, and
+``value="r2_mean", higher_is_better=True`` gives their definition. A missing
+cell is a (dataset, encoder) pair of the experiment's grid without any counted
+final run.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def add_ranks(per_dataset: pl.DataFrame, value: str = "rmse_mean") -> pl.DataFra
 
 
 def add_normalized_scores(
-    per_dataset: pl.DataFrame, value: str = "rmse_mean"
+    per_dataset: pl.DataFrame, value: str = "rmse_mean", higher_is_better: bool = False
 ) -> pl.DataFrame:
     """Add ``normalized_score``: 1 for the best, 0 at the median, clipped at 0.
 
@@ -50,8 +53,13 @@ def add_normalized_scores(
     encoders on that dataset (the mean of the middle two for an even count).
     When the best equals the median (one encoder, or ties), encoders at the
     best value score 1 and the others 0.
+
+    Args:
+        value: Column to rescale, e.g. ``rmse_mean`` or ``r2_mean``.
+        higher_is_better: True for a score such as R², where the best value
+            is the largest; the column is then negated before rescaling.
     """
-    x = pl.col(value)
+    x = -pl.col(value) if higher_is_better else pl.col(value)
     median = x.median().over("openml_id")
     best = x.min().over("openml_id")
     spread = median - best

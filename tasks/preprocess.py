@@ -65,7 +65,19 @@ class Preprocessor:
         target: str,
         numeric_transform: NumericTransform = "quantile-normal",
         seed: int = 0,
+        quantile_noise: float = QUANTILE_NOISE,
     ) -> None:
+        """Set up the column roles and the numeric transform.
+
+        Args:
+            quantile_noise: Standard deviation of the Gaussian noise added to
+                the training values before the quantiles are fitted, as a
+                fraction of each column's standard deviation (0 adds none).
+        """
+        if quantile_noise < 0:
+            raise ValueError(
+                f"quantile_noise={quantile_noise} is invalid; use 0 or more."
+            )
         if numeric_transform not in ("quantile-normal", "standard", "none"):
             raise ValueError(
                 f"numeric_transform={numeric_transform!r} is invalid; use "
@@ -76,6 +88,7 @@ class Preprocessor:
         self.target = target
         self.numeric_transform = numeric_transform
         self.seed = seed
+        self.quantile_noise = quantile_noise
         self.report = PreprocessReport()
 
     def fit(self, train: pl.DataFrame) -> Preprocessor:
@@ -173,11 +186,13 @@ class Preprocessor:
         if self.numeric_transform != "quantile-normal" or train.shape[1] == 0:
             return
 
-        # Noise of 0.1% of each column's standard deviation separates tied
-        # values, so heavily tied columns do not collapse onto a few quantiles.
-        # It only shapes the fitted quantiles; transformed values carry none.
+        # Noise of a small fraction (by default 0.1%) of each column's standard
+        # deviation separates tied values, so heavily tied columns do not
+        # collapse onto a few quantiles. It only shapes the fitted quantiles;
+        # transformed values carry none.
         rng = np.random.default_rng(self.seed)
-        jittered = train + QUANTILE_NOISE * self.std * rng.standard_normal(train.shape)
+        noise = self.quantile_noise * self.std * rng.standard_normal(train.shape)
+        jittered = train + noise
         n_quantiles = max(min(len(train) // 30, 1000), 10)
         self.quantiles = QuantileTransformer(
             # More quantiles than rows would only make scikit-learn warn and

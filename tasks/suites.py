@@ -10,6 +10,13 @@ A suite file looks like this::
     openml_id = 507
     name = "space_ga"          # for humans; the loader uses the id
     target = "..."             # optional, overrides the default target
+    target_transform = "log1p" # optional, see below
+
+``target_transform`` says how the stored target was derived from the target a
+publication reports on. ``"log1p"`` means the stored value is
+``log1p(original)``, so loading maps it back with ``expm1``; ``"log"`` means
+``log(original)``, mapped back with ``exp``. The inverse is applied right after
+loading, before splitting, so every metric is in the original units.
 
 Built-in suites live in ``tasks/suites/``; any other path to a TOML file works
 too, so a user can copy one and edit it.
@@ -18,9 +25,19 @@ too, so a user can copy one and edit it.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+# Inverse of each allowed ``target_transform``: stored value -> original value.
+TARGET_INVERSES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "log1p": np.expm1,
+    "log": np.exp,
+}
 
 
 class SuiteError(ValueError):
@@ -34,6 +51,7 @@ class SuiteEntry:
     openml_id: int
     name: str
     target: str | None = None
+    target_transform: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,11 +123,25 @@ def _parse(document: dict, origin: str) -> Suite:
                 f"{origin}: [[dataset]] number {index + 1} has openml_id "
                 f"{table['openml_id']!r}, which is not an integer."
             ) from None
+        transform = table.get("target_transform")
+        if transform is not None and transform not in TARGET_INVERSES:
+            raise SuiteError(
+                f"{origin}: [[dataset]] number {index + 1} (OpenML {openml_id}) "
+                f"has target_transform = {transform!r}, which is invalid; use one "
+                f"of {', '.join(TARGET_INVERSES)} or leave it out."
+            )
+        unknown = sorted(set(table) - DATASET_KEYS)
+        if unknown:
+            raise SuiteError(
+                f"{origin}: [[dataset]] number {index + 1} (OpenML {openml_id}) "
+                f"has unknown key(s) {unknown}; allowed: {sorted(DATASET_KEYS)}."
+            )
         entries.append(
             SuiteEntry(
                 openml_id=openml_id,
                 name=str(table.get("name", table["openml_id"])),
                 target=table.get("target"),
+                target_transform=transform,
             )
         )
 
@@ -124,3 +156,32 @@ def _parse(document: dict, origin: str) -> Suite:
         datasets=tuple(entries),
         encoders=tuple(document.get("encoders", ())),
     )
+
+
+DATASET_KEYS = {"openml_id", "name", "target", "target_transform"}
+
+
+def invert_target_transform(
+    frame: pl.DataFrame, target: str, transform: str | None
+) -> pl.DataFrame:
+    """Map the stored target column back to the original target's units.
+
+    Args:
+        frame: The loaded table.
+        target: Name of the target column.
+        transform: A key of `TARGET_INVERSES`, or None to return ``frame``
+            unchanged.
+
+    Raises:
+        SuiteError: if ``transform`` is not a key of `TARGET_INVERSES`.
+    """
+    if transform is None:
+        return frame
+    if transform not in TARGET_INVERSES:
+        raise SuiteError(
+            f"target_transform {transform!r} is invalid; use one of "
+            f"{', '.join(TARGET_INVERSES)}."
+        )
+    stored = frame[target].cast(pl.Float64).to_numpy()
+    original = TARGET_INVERSES[transform](stored)
+    return frame.with_columns(pl.Series(target, original, dtype=pl.Float64))

@@ -32,7 +32,7 @@ def require_mirror() -> Path:
 
 
 def test_builtin_suite_names():
-    assert builtin_suites() == ["demo", "grinsztajn336"]
+    assert builtin_suites() == ["demo", "gorishniy2022", "grinsztajn336"]
 
 
 def test_demo_suite_covers_data_kinds():

@@ -1,0 +1,83 @@
+"""``bench reproduce``: run a published protocol on its suite, then compare.
+
+Kept apart from `bench.cli` so that building the argument parser imports
+nothing heavy; the run itself is an ordinary `bench.pipeline.run_suite`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+logger = logging.getLogger("bench")
+
+# Reduced budget of `bench reproduce` when --trials, --seeds and --max-epochs
+# are not given: 30 epochs per (dataset, encoder) pair. NOTE: sized from one
+# timed study on a shared 2-core CPU (docs/benchmarks.md) to keep the four
+# default encoders on both datasets under about two hours; that is an estimate.
+DEFAULT_BUDGET = {"trials": 4, "seeds": 2, "max_epochs": 5}
+
+
+def reproduce(args: argparse.Namespace, protocol: str) -> int:
+    """Run ``protocol`` on the suite of its published results and print the
+    comparison; return the exit status (1 when a study failed or nothing ran)."""
+    from bench.config import load_preset
+    from bench.pipeline import RunOptions, run_suite
+    from bench.reproduce import compare, load_published, our_results, render_markdown
+    from bench.tracking import local_tracking_uri
+    from tasks import DataSources, load_suite
+
+    preset = load_preset(protocol)
+    published = load_published(preset.name)
+    if not args.full:
+        preset = preset.with_budget(
+            n_trials=args.trials, n_seeds=args.seeds, max_epochs=args.max_epochs
+        )
+    suite = load_suite(published.suite)
+    encoders = _split(args.encoders) or list(suite.encoders) or ["none"]
+    datasets = [int(i) for i in _split(args.datasets)] or None
+    tracking_uri = (
+        args.tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or local_tracking_uri(args.results.resolve())
+    )
+    options = RunOptions(
+        results=args.results,
+        sources=DataSources.from_env(
+            mirror=args.mirror,
+            cache_dir=args.cache,
+            openml_cache=args.openml_cache,
+            offline=args.offline,
+        ),
+        encoders=encoders,
+        dataset_ids=datasets,
+        tracking_uri=tracking_uri,
+        device=args.device,
+        verbosity=args.verbose,
+    )
+    summary = run_suite(suite, preset, options)
+    for pair, error in summary.failed.items():
+        logger.error("Study %s failed: %s", pair, error)
+
+    ours = our_results(tracking_uri, suite.name, published.metric)
+    rows = compare(published, ours, encoders, datasets)
+    budget = (
+        f"Budget: {preset.n_trials} TPE trials, {preset.n_seeds} final seeds, at "
+        f"most {preset.max_epochs} epochs per run (the published numbers use "
+        "the full protocol)."
+    )
+    markdown = render_markdown(rows, published, budget)
+    out = args.out or args.results / "reports" / f"reproduce-{preset.name}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(markdown)
+    sys.stdout.write(markdown)
+    logger.info("Comparison written to %s", out)
+    statuses = [o.status for o in summary.outcomes.values()]
+    complete = statuses.count("complete")
+    return 0 if complete and not summary.failed else 1
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
