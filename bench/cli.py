@@ -1,16 +1,28 @@
-"""The ``bench`` command line: run, fetch, report, ui, encoders, suites."""
+"""The ``bench`` command line: run, reproduce, fetch, report, ui, encoders,
+suites."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tasks import Suite
 
 logger = logging.getLogger("bench")
 
 DEFAULT_RESULTS = Path("results")
+# Exit status of a run stopped by SIGINT or SIGTERM: 128 + 2, the status that
+# shells report for a process ended by SIGINT.
+INTERRUPTED = 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,11 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         default="demo",
         help="built-in suite name or path of a suite .toml (default: demo)",
     )
-    run.add_argument(
-        "--preset",
-        default="default",
-        help="built-in preset name or path of a preset .toml",
-    )
+    _add_protocol(run)
     run.add_argument(
         "--encoders",
         help="comma-separated encoder names, or all (default: the suite's list)",
@@ -85,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_common(run)
     _add_data(run)
     run.set_defaults(handler=_run)
+
+    _add_reproduce(commands)
 
     fetch = commands.add_parser(
         "fetch",
@@ -116,6 +126,13 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--out", type=Path, help="output folder (default: RESULTS/reports/SUITE)"
     )
+    report.add_argument(
+        "--normalized-score",
+        choices=("rmse", "r2"),
+        default="rmse",
+        help="metric the normalized score rescales per dataset: mean test RMSE "
+        "(default) or mean test R² (the definition of Grinsztajn et al. 2022)",
+    )
     _add_common(report)
     report.set_defaults(handler=_report)
 
@@ -139,9 +156,159 @@ def _parser() -> argparse.ArgumentParser:
     )
     encoders.set_defaults(handler=_encoders)
 
+    perf = commands.add_parser(
+        "perf",
+        help="time the training path against a bare PyTorch loop, the encoders, "
+        "the data path and vectorized seeds; write Markdown and JSON tables",
+    )
+    perf.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_RESULTS / "perf",
+        help="folder for perf.md and perf.json (default: results/perf)",
+    )
+    perf.add_argument(
+        "--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N"
+    )
+    perf.add_argument(
+        "--sections",
+        default="training,encoders,data,seeds",
+        help="comma-separated measurements to run (default: all four)",
+    )
+    perf.add_argument(
+        "--dataset",
+        type=int,
+        default=1203,
+        help="OpenML id of the measured dataset (default: 1203, 177,147 rows)",
+    )
+    perf.add_argument(
+        "--train-rows",
+        type=int,
+        default=20_000,
+        help="training rows of the training and seeds measurements; 0 keeps all "
+        "(default: 20000)",
+    )
+    perf.add_argument("--epochs", type=int, default=5, help="epochs per training run")
+    perf.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs per training path; the fastest of each is compared",
+    )
+    perf.add_argument("--seeds", type=int, default=15, help="final seeds to train")
+    perf.add_argument(
+        "--seed-epochs", type=int, default=2, help="epochs per final seed"
+    )
+    perf.add_argument("--n-blocks", type=int, default=2, help="MLP blocks")
+    perf.add_argument("--d-block", type=int, default=256, help="MLP block width")
+    perf.add_argument("--batch-size", type=int, default=256, help="training batch")
+    perf.add_argument(
+        "--encoder-repeats", type=int, default=30, help="timed steps per encoder"
+    )
+    perf.add_argument(
+        "--data-repeats", type=int, default=5, help="timed passes of the data path"
+    )
+    perf.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: torch's choice)"
+    )
+    perf.add_argument(
+        "--bf16", action="store_true", help="add a training row with bf16 autocast"
+    )
+    perf.add_argument(
+        "--compile", action="store_true", help="add a training row with torch.compile"
+    )
+    _add_data(perf)
+    perf.set_defaults(handler=_perf)
+
     suites = commands.add_parser("suites", help="list the built-in suites")
     suites.set_defaults(handler=_suites)
     return parser
+
+
+def _add_protocol(parser: argparse.ArgumentParser, default: str = "default") -> None:
+    parser.add_argument(
+        "--protocol",
+        help="built-in protocol preset (default, gorishniy2022, grinsztajn2022) "
+        f"or path of a preset .toml (default: {default})",
+    )
+    parser.add_argument(
+        "--preset",
+        help="the same as --protocol; give one of the two",
+    )
+
+
+def _protocol(args: argparse.Namespace, default: str = "default") -> str:
+    """Return the preset named by --protocol or --preset.
+
+    Raises:
+        ValueError: if both are given with different values.
+    """
+    if args.protocol and args.preset and args.protocol != args.preset:
+        raise ValueError(
+            f"--protocol {args.protocol} and --preset {args.preset} name different "
+            "presets; --preset is another name for --protocol, so give only one."
+        )
+    return args.protocol or args.preset or default
+
+
+def _add_reproduce(commands: argparse._SubParsersAction) -> None:
+    from bench.reproduce_cli import DEFAULT_BUDGET
+
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="run a published protocol on its suite at a reduced budget and "
+        "compare the test RMSE with the published one",
+    )
+    _add_protocol(reproduce, default="gorishniy2022")
+    reproduce.add_argument(
+        "--trials",
+        type=int,
+        default=DEFAULT_BUDGET["trials"],
+        help=f"Optuna trials per study (default: {DEFAULT_BUDGET['trials']})",
+    )
+    reproduce.add_argument(
+        "--seeds",
+        type=int,
+        default=DEFAULT_BUDGET["seeds"],
+        help=f"final seeds per study (default: {DEFAULT_BUDGET['seeds']})",
+    )
+    reproduce.add_argument(
+        "--max-epochs",
+        type=int,
+        default=DEFAULT_BUDGET["max_epochs"],
+        help=f"epoch limit per training run (default: {DEFAULT_BUDGET['max_epochs']})",
+    )
+    reproduce.add_argument(
+        "--full",
+        action="store_true",
+        help="use the preset's own budget instead of --trials, --seeds and "
+        "--max-epochs",
+    )
+    reproduce.add_argument(
+        "--encoders",
+        help="comma-separated encoder names (default: the suite's list)",
+    )
+    reproduce.add_argument(
+        "--datasets", help="comma-separated OpenML ids of the suite to run"
+    )
+    reproduce.add_argument(
+        "--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N"
+    )
+    reproduce.add_argument(
+        "--out",
+        type=Path,
+        help="Markdown file of the comparison (default: "
+        "RESULTS/reports/reproduce-PROTOCOL.md)",
+    )
+    _add_common(reproduce)
+    _add_data(reproduce)
+    reproduce.set_defaults(handler=_reproduce)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from bench.reproduce_cli import reproduce
+
+    return reproduce(args, _protocol(args, default="gorishniy2022"))
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -341,8 +508,9 @@ def _run(args: argparse.Namespace) -> int:
     from bench.pipeline import RunOptions, run_suite
     from tasks import DataSources, load_suite
 
+    _check_folder(args.results, "--results")
     suite = load_suite(args.suite)
-    preset = load_preset(args.preset).with_budget(
+    preset = load_preset(_protocol(args)).with_budget(
         n_trials=args.trials, n_seeds=args.seeds, max_epochs=args.max_epochs
     )
     encoders = _split_list(args.encoders) or list(suite.encoders) or ["none"]
@@ -350,7 +518,7 @@ def _run(args: argparse.Namespace) -> int:
         from encoders import available_encoders
 
         encoders = sorted(available_encoders())
-    datasets = [int(i) for i in _split_list(args.datasets)] or None
+    datasets = _dataset_ids(args.datasets, suite)
     options = RunOptions(
         results=args.results,
         sources=DataSources.from_env(
@@ -369,7 +537,16 @@ def _run(args: argparse.Namespace) -> int:
         verbosity=args.verbose,
     )
     runner = _runner(args)
-    summary = run_suite(suite, preset, options, runner)
+    try:
+        with _sigterm_as_interrupt():
+            summary = run_suite(suite, preset, options, runner)
+    except KeyboardInterrupt as interrupt:
+        logger.error(
+            "Run interrupted by %s. Finished trials and seeds are saved, and "
+            "running the same command again resumes the run.",
+            str(interrupt) or "SIGINT",
+        )
+        return INTERRUPTED
     if getattr(runner, "wait", True) is False:
         logger.info(
             "Submitted without waiting. `bench report` builds the leaderboard "
@@ -389,13 +566,20 @@ def _run(args: argparse.Namespace) -> int:
     statuses = [o.status for o in summary.outcomes.values()]
     complete = statuses.count("complete")
     failed = len(summary.failed) + statuses.count("failed")
+    skipped_ids = ", ".join(str(i) for i in sorted(summary.skipped))
     logger.info(
-        "%d of %d studies complete, %d skipped, %d failed",
+        "%d of %d studies complete, %d skipped%s, %d failed",
         complete,
         len(statuses) + len(summary.failed),
         statuses.count("skipped"),
+        f" (datasets {skipped_ids})" if skipped_ids else "",
         failed,
     )
+    if summary.skipped and not complete and not failed and not summary.worker_errors:
+        logger.error(
+            "No study ran: every dataset was skipped. Fix the reasons logged "
+            "above (also listed in the leaderboard) and run again."
+        )
     # Exit status 1 signals to batch scripts that a study failed or nothing ran,
     # even though the leaderboard was still written.
     return 0 if complete and not failed and not summary.worker_errors else 1
@@ -406,7 +590,7 @@ def _fetch(args: argparse.Namespace) -> int:
     from tasks import DataSources, load_suite
 
     suite = load_suite(args.suite)
-    datasets = [int(i) for i in _split_list(args.datasets)] or None
+    datasets = _dataset_ids(args.datasets, suite)
     sources = DataSources.from_env(
         mirror=args.mirror,
         cache_dir=args.cache,
@@ -432,16 +616,20 @@ def _report(args: argparse.Namespace) -> int:
     from bench.tracking import check_reachable
     from reports import build_report
 
+    _check_folder(args.results, "--results")
     out = args.out or args.results / "reports" / args.suite
     uri = _tracking_uri(args)
     check_reachable(uri)
-    path, _ = build_report(uri, args.suite, out)
+    _check_store_exists(uri, args)
+    _check_folder(out, "--out")
+    path, _ = build_report(uri, args.suite, out, normalized_score=args.normalized_score)
     sys.stdout.write(path.read_text())
     return 0
 
 
 def _ui(args: argparse.Namespace) -> int:
     uri = _tracking_uri(args)
+    _check_store_exists(uri, args)
     command = [
         sys.executable,
         "-m",
@@ -479,6 +667,41 @@ def _encoders(args: argparse.Namespace) -> int:
     return 0
 
 
+def _perf(args: argparse.Namespace) -> int:
+    from bench.perf import PerfSettings, format_report, run_perf, write_report
+    from tasks import DataSources
+
+    settings = PerfSettings(
+        dataset=args.dataset,
+        device=args.device,
+        train_rows=args.train_rows or None,
+        n_blocks=args.n_blocks,
+        d_block=args.d_block,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        repeats=args.repeats,
+        seeds=args.seeds,
+        seed_epochs=args.seed_epochs,
+        encoder_repeats=args.encoder_repeats,
+        data_repeats=args.data_repeats,
+        threads=args.threads,
+        bf16=args.bf16,
+        compile=args.compile,
+        sections=tuple(_split_list(args.sections)),
+    )
+    sources = DataSources.from_env(
+        mirror=args.mirror,
+        cache_dir=args.cache,
+        openml_cache=args.openml_cache,
+        offline=args.offline,
+    )
+    report = run_perf(settings, sources)
+    markdown, data = write_report(report, args.out)
+    sys.stdout.write(format_report(report) + "\n")
+    logger.info("Wrote %s and %s", markdown, data)
+    return 0
+
+
 def _suites(args: argparse.Namespace) -> int:
     from tasks.suites import builtin_suites, load_suite
 
@@ -491,6 +714,93 @@ def _suites(args: argparse.Namespace) -> int:
 
 def _split_list(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _dataset_ids(text: str | None, suite: Suite) -> list[int] | None:
+    """Parse ``--datasets`` into OpenML ids of ``suite``; None when it is empty.
+
+    Raises:
+        ValueError: if a value is not an integer or not an id of the suite; the
+            message lists the suite's ids.
+    """
+    values = _split_list(text)
+    if not values:
+        return None
+    known = [entry.openml_id for entry in suite.datasets]
+    listing = f"Suite {suite.name} has the ids {', '.join(map(str, known))}."
+    invalid = [v for v in values if not v.isdecimal()]
+    if invalid:
+        raise ValueError(
+            f"--datasets {text}: {', '.join(invalid)} is not an OpenML dataset id "
+            f"(a whole number). {listing}"
+        )
+    unknown = [v for v in values if int(v) not in known]
+    if unknown:
+        raise ValueError(
+            f"--datasets {text}: {', '.join(unknown)} is not in suite "
+            f"{suite.name}. {listing}"
+        )
+    return [int(v) for v in values]
+
+
+def _check_folder(path: Path, option: str) -> None:
+    """Raise `ValueError` if ``path`` or a parent of it is an existing file.
+
+    Creating the folder (or writing into it) would then fail with an OS error.
+    """
+    for candidate in (path, *path.parents):
+        if not candidate.exists():
+            continue
+        if not candidate.is_dir():
+            raise ValueError(
+                f"{option} {path} is invalid: {candidate} is a file, not a folder. "
+                "Pass the path of a folder (it is created if missing)."
+            )
+        return
+
+
+def _check_store_exists(uri: str, args: argparse.Namespace) -> None:
+    """Raise `LookupError` if ``uri`` names a SQLite file that does not exist.
+
+    MLflow would create an empty store there, and the report would then fail
+    on a missing experiment instead of naming the wrong path.
+    """
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    if path.is_file():
+        return
+    if args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
+        raise LookupError(
+            f"No results at tracking URI {uri}: the file {path} does not exist. "
+            "Check --tracking-uri or MLFLOW_TRACKING_URI."
+        )
+    raise LookupError(
+        f"No results at --results {args.results}: {path} does not exist. Pass "
+        "the results folder of an earlier `bench run` (default: ./results)."
+    )
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Raise `KeyboardInterrupt` on SIGTERM inside the block, as on Ctrl-C.
+
+    The cleanup of an interrupt then runs for both signals: the running
+    Optuna trial is marked FAIL and its MLflow run KILLED. Outside the main
+    thread, where Python cannot set signal handlers, SIGTERM is left as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 if __name__ == "__main__":

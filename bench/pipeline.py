@@ -13,18 +13,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import polars as pl
 import sqlalchemy
 import torch
 
 from bench.claims import LeaseSettings
-from bench.config import Preset
-from bench.storage import check_storage_url, default_storage_url, open_storage
-from bench.study import PairOutcome
+from bench.config import Preset, check_encoder_spaces
+from bench.protocols import resample_splits, split_rows
+from bench.storage import (
+    check_storage_url,
+    default_storage_url,
+    open_storage,
+    results_lock,
+)
+from bench.study import PairOutcome, Resample
 from bench.tracking import Tracker, check_reachable, local_tracking_uri
 from bench.training import DeviceData, Part
-from encoders import get_encoder
+from encoders import available_encoders, get_encoder
 from reports import build_report
 from runners import InProcessRunner, Runner
 from tasks import (
@@ -33,9 +40,11 @@ from tasks import (
     Suite,
     SuiteEntry,
     load_dataset,
-    make_split,
 )
+from tasks.dataset import Dataset
 from tasks.duplicates import drop_duplicate_rows, rows_shared
+from tasks.splits import Split
+from tasks.suites import invert_target_transform
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +137,9 @@ def run_suite(
 
     for name in options.encoders:
         get_encoder(name)
+    check_encoder_spaces(preset, available_encoders())
+    if options.dataset_ids is not None:
+        _check_dataset_ids(suite, options.dataset_ids)
     runner = runner or InProcessRunner()
     if runner.same_machine:
         # Fail early here; workers elsewhere check their own device.
@@ -137,11 +149,17 @@ def run_suite(
     results.mkdir(parents=True, exist_ok=True)
     tracking_uri = options.tracking_uri or local_tracking_uri(results)
     check_reachable(tracking_uri)
-    tracker = Tracker(tracking_uri, artifact_root=artifact_root(tracking_uri, results))
-    experiment_id = tracker.experiment_id(suite.name)
-    storage_url = options.storage_url or default_storage_url(results, runner.workers)
-    check_storage_url(storage_url, runner.workers)
-    optuna_storage(storage_url, options.leases)
+    # Another `bench run` on the same folder may be creating the same files.
+    with results_lock(results):
+        tracker = Tracker(
+            tracking_uri, artifact_root=artifact_root(tracking_uri, results)
+        )
+        experiment_id = tracker.experiment_id(suite.name)
+        storage_url = options.storage_url or default_storage_url(
+            results, runner.workers
+        )
+        check_storage_url(storage_url, runner.workers)
+        optuna_storage(storage_url, options.leases)
 
     entries = [
         e
@@ -179,31 +197,48 @@ def run_suite(
 
     # No result at all means the workers were submitted and not waited for.
     if options.report and (summary.outcomes or summary.failed or summary.worker_errors):
-        summary.report, _ = build_report(
-            tracking_uri, suite.name, results / "reports" / suite.name
-        )
+        with results_lock(results):
+            summary.report, _ = build_report(
+                tracking_uri,
+                suite.name,
+                results / "reports" / suite.name,
+                normalized_score=preset.normalized_score,
+            )
     return summary
+
+
+def _check_dataset_ids(suite: Suite, dataset_ids: list[int]) -> None:
+    """Raise `ValueError` if an id is not in ``suite``, listing the suite's ids."""
+    known = [entry.openml_id for entry in suite.datasets]
+    unknown = [i for i in dataset_ids if i not in known]
+    if unknown:
+        raise ValueError(
+            f"Dataset ids {', '.join(map(str, unknown))} are not in suite "
+            f"{suite.name}; its ids are {', '.join(map(str, known))}."
+        )
 
 
 def _prepare(
     entry: SuiteEntry, preset: Preset, sources: DataSources, device: torch.device
 ) -> dict[str, Any]:
     dataset = load_dataset(entry.openml_id, sources, target=entry.target)
-    frame = _drop_missing_target(dataset.frame, dataset.target, entry)
+    frame = invert_target_transform(
+        dataset.frame, dataset.target, entry.target_transform
+    )
+    frame = _drop_missing_target(frame, dataset.target, entry)
     n_duplicates = 0
     if preset.deduplicate:
         frame, n_duplicates = drop_duplicate_rows(frame)
         logger.info(
             "Dataset %d: dropped %d exact duplicate rows", entry.openml_id, n_duplicates
         )
-    split = make_split(
-        frame.height,
-        seed=preset.split_seed,
-        val_fraction=preset.val_fraction,
-        test_fraction=preset.test_fraction,
-        train_cap=preset.train_cap,
-        dataset=f"OpenML dataset {entry.openml_id} ({dataset.name})",
-    )
+    label = f"OpenML dataset {entry.openml_id} ({dataset.name})"
+    split = split_rows(preset, frame.height, preset.split_seed, label)
+    resampled = [
+        _preprocess_split(frame, dataset, resample, preset, device)
+        for resample in resample_splits(preset, frame.height, split, label)
+    ]
+    split, preprocessor, parts, test_target = resampled[0]
 
     test_in_train = rows_shared(frame, split.train, split.test)
     if test_in_train:
@@ -215,17 +250,6 @@ def _prepare(
             len(split.test),
         )
 
-    preprocessor = Preprocessor(
-        dataset.numeric,
-        list(dataset.categorical),
-        dataset.target,
-        numeric_transform=preset.numeric_transform,
-        seed=preset.split_seed,
-    ).fit(frame[split.train])
-    parts = [
-        Part.from_arrays(preprocessor.transform(frame[idx]), device)
-        for idx in (split.train, split.val, split.test)
-    ]
     report = preprocessor.report
     logger.info(
         "Dataset %d (%s): %d rows, split %s, %d numeric features to the encoder, "
@@ -243,9 +267,20 @@ def _prepare(
         "data": DeviceData(
             *parts, y_mean=preprocessor.y_mean, y_std=preprocessor.y_std
         ),
-        "test_target": frame[split.test][dataset.target].cast(pl.Float64).to_numpy(),
+        "test_target": test_target,
         "split_hash": split.hash,
+        "resamples": [
+            Resample(
+                DeviceData(*r_parts, y_mean=r_pre.y_mean, y_std=r_pre.y_std),
+                r_target,
+                r_split.hash,
+                r_split.seed,
+            )
+            for r_split, r_pre, r_parts, r_target in resampled[1:]
+        ],
         "record": {
+            "target_transform": entry.target_transform,
+            "resample_split_hashes": [r[0].hash for r in resampled],
             "target": dataset.target,
             "source": dataset.source,
             "split_seed": split.seed,
@@ -263,6 +298,35 @@ def _prepare(
             "target_std": preprocessor.y_std,
         },
     }
+
+
+def _preprocess_split(
+    frame: pl.DataFrame,
+    dataset: Dataset,
+    split: Split,
+    preset: Preset,
+    device: torch.device,
+) -> tuple[Split, Preprocessor, list[Part], np.ndarray]:
+    """Fit the preprocessing on ``split``'s training rows and transform all parts.
+
+    Returns:
+        The split, the fitted preprocessor, the train, validation and test
+        parts on ``device``, and the test target in its original units.
+    """
+    preprocessor = Preprocessor(
+        dataset.numeric,
+        list(dataset.categorical),
+        dataset.target,
+        numeric_transform=preset.numeric_transform,
+        seed=preset.split_seed,
+        quantile_noise=preset.quantile_noise,
+    ).fit(frame[split.train])
+    parts = [
+        Part.from_arrays(preprocessor.transform(frame[idx]), device)
+        for idx in (split.train, split.val, split.test)
+    ]
+    test_target = frame[split.test][dataset.target].cast(pl.Float64).to_numpy()
+    return split, preprocessor, parts, test_target
 
 
 def _drop_missing_target(

@@ -12,6 +12,7 @@ through a ledger study in the same storage (see `bench.claims`).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import math
@@ -57,6 +58,7 @@ from bench.training import (
     regression_metrics,
     train_model,
 )
+from bench.vectorized import SeedRun, resolve_vectorized, train_seeds
 from encoders import Encoder
 
 logger = logging.getLogger(__name__)
@@ -94,13 +96,62 @@ class _DropSurplusWarnings(logging.Filter):
 logging.getLogger("optuna.study._optimize").addFilter(_DropSurplusWarnings())
 
 
+class _DropInterruptWarnings(logging.Filter):
+    """Drops Optuna's two warnings for a trial that a ``KeyboardInterrupt`` ended.
+
+    The first carries the interrupt's traceback and the second names the
+    trial's value. ``bench run`` reports the interruption in one line instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            # The message starts with "Trial N failed with parameters".
+            self._pending = record.getMessage().split(" failed", 1)[0]
+            return False
+        if self._pending and record.getMessage().startswith(
+            f"{self._pending} failed with value"
+        ):
+            self._pending = ""
+            return False
+        return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_DropInterruptWarnings())
+
+
 class ClaimLostError(Exception):
     """Another worker took over a claim whose heartbeats arrived too late."""
 
 
+@dataclass(frozen=True)
+class Resample:
+    """Another random split of a pair's dataset, for final seeds only.
+
+    Attributes:
+        data: The split's preprocessed parts (fitted on its training rows).
+        test_target: Test target in the original units.
+        split_hash: Hash of the split's row indices.
+        split_seed: Seed of the split.
+    """
+
+    data: DeviceData
+    test_target: np.ndarray
+    split_hash: str
+    split_seed: int
+
+
 @dataclass
 class PairSpec:
-    """Identity of one study and the data it trains on."""
+    """Identity of one study and the data it trains on.
+
+    ``data``, ``test_target`` and ``split_hash`` are those of resample 0,
+    on which tuning runs. ``resamples`` contains resamples 1 and later: final
+    seed ``s`` trains and tests on resample ``s % (len(resamples) + 1)``.
+    """
 
     suite: str
     openml_id: int
@@ -111,10 +162,20 @@ class PairSpec:
     split_hash: str
     tags: dict[str, str] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
+    resamples: list[Resample] = field(default_factory=list)
 
     @property
     def label(self) -> str:
         return f"{self.dataset} ({self.openml_id}) x {self.encoder.name}"
+
+    def for_seed(self, seed: int) -> tuple[int, DeviceData, np.ndarray, str]:
+        """Return the resample index, data, test target and split hash of
+        final seed ``seed``."""
+        index = seed % (len(self.resamples) + 1)
+        if index == 0:
+            return 0, self.data, self.test_target, self.split_hash
+        chosen = self.resamples[index - 1]
+        return index, chosen.data, chosen.test_target, chosen.split_hash
 
 
 @dataclass
@@ -225,6 +286,13 @@ class StudyRunner:
                 "preset": preset.study_fingerprint(),
                 "space": {k: repr(v) for k, v in self.space.items()},
                 "record": spec.record.get("target"),
+                # Only present when set, so that study keys made before the
+                # field existed stay the same.
+                **(
+                    {"target_transform": spec.record["target_transform"]}
+                    if spec.record.get("target_transform")
+                    else {}
+                ),
             }
         )
 
@@ -322,6 +390,7 @@ class StudyRunner:
             "encoder": self.spec.encoder.name,
             "split_hash": self.spec.split_hash,
             "preset": self.preset.name,
+            "preset_fingerprint": self.preset.study_fingerprint(),
             "phase": "study",
             "study_key": self.study_key,
         }
@@ -335,6 +404,11 @@ class StudyRunner:
     def _parent_params(self) -> dict[str, Any]:
         record = self.spec.record
         return {
+            "preset": self.preset.name,
+            "split_method": self.preset.split_method,
+            "n_resamples": len(self.spec.resamples) + 1,
+            "target_transform": record.get("target_transform") or "none",
+            "quantile_noise": self.preset.quantile_noise,
             "split_seed": self.preset.split_seed,
             "split_sizes": record.get("split_sizes"),
             "numeric_transform": self.preset.numeric_transform,
@@ -552,6 +626,13 @@ class StudyRunner:
 
         self._end_leftover_final_runs()
         done = {int(r.data.tags["seed"]) for r in self._final_runs(params_hash)}
+        if resolve_vectorized(
+            self.preset.vectorized_seeds, self.spec.data.train.y.device, best.params
+        ):
+            group = self._claim_seed_group(params_hash, done)
+            if group:
+                self._vectorized_finals(parent, best.params, params_hash, group)
+                return StepResult.WORKED
         ledger = self._ledger()
         for seed in range(self.preset.n_seeds):
             if seed in done:
@@ -585,6 +666,85 @@ class StudyRunner:
         else:
             self.outcome = PairOutcome("complete", self._summarize(study, parent, runs))
         return StepResult.DONE
+
+    def _claim_seed_group(
+        self, params_hash: str, done: set[int]
+    ) -> list[tuple[int, Claim]]:
+        """Claim every free pending seed of the first resample that has any.
+
+        Seeds of one resample share their data, so they can train as one
+        vectorized model. Returns the claimed seeds with their claims, or an
+        empty list when other workers hold every pending seed.
+        """
+        ledger = self._ledger()
+        pending = [s for s in range(self.preset.n_seeds) if s not in done]
+        for resample in sorted({self.spec.for_seed(s)[0] for s in pending}):
+            group = []
+            for seed in pending:
+                if self.spec.for_seed(seed)[0] != resample:
+                    continue
+                key = {"phase": "final", "seed": seed, "hash": params_hash}
+                claim = ledger.claim(key)
+                if claim is not None:
+                    group.append((seed, claim))
+            if group:
+                return group
+        return []
+
+    def _vectorized_finals(
+        self,
+        parent: Run,
+        params: dict[str, Any],
+        params_hash: str,
+        group: list[tuple[int, Claim]],
+    ) -> None:
+        """Train the claimed seeds together, then log each as its own run.
+
+        A seed that another worker stored in the meantime is not trained again.
+        A worker killed during training leaves no run, and its claims expire.
+        """
+        stored = {int(r.data.tags["seed"]) for r in self._final_runs(params_hash)}
+        for seed, claim in group:
+            if seed in stored:
+                claim.finish()
+        group = [(seed, claim) for seed, claim in group if seed not in stored]
+        if not group:
+            return
+        self._end_leftover_final_runs()
+        seeds = [seed for seed, _ in group]
+        _, data, _, _ = self.spec.for_seed(seeds[0])
+        unfinished = dict(group)
+        try:
+            with contextlib.ExitStack() as heartbeats:
+                for _, claim in group:
+                    heartbeats.enter_context(claim.heartbeat())
+                runs, mode = train_seeds(
+                    self.spec.encoder,
+                    params,
+                    data,
+                    seeds,
+                    vectorized=True,
+                    **self._loop_settings(),
+                )
+                logger.info(
+                    "%s: final seeds %s trained, %s", self.spec.label, seeds, mode
+                )
+                for run in runs:
+                    claim = unfinished[run.seed]
+                    try:
+                        self._final_seed(
+                            parent, params, params_hash, run.seed, claim, trained=run
+                        )
+                    except ClaimLostError as error:
+                        logger.warning("%s: %s", self.spec.label, error)
+                        del unfinished[run.seed]
+                        continue
+                    claim.finish()
+                    del unfinished[run.seed]
+        except BaseException as error:
+            for claim in unfinished.values():
+                claim.abandon(f"{type(error).__name__}: {error}")
+            raise
 
     def _summarize(
         self, study: optuna.Study, parent: Run, runs: list[Run]
@@ -660,11 +820,16 @@ class StudyRunner:
         params_hash: str,
         seed: int,
         claim: Claim,
+        trained: SeedRun | None = None,
     ) -> None:
+        """Train final seed ``seed`` (unless ``trained`` is given) and log its run."""
         spec = self.spec
+        resample, data, test_target, split_hash = spec.for_seed(seed)
         tags = {
             "phase": "final",
             "seed": str(seed),
+            "resample": str(resample),
+            "split_hash": split_hash,
             "study_key": self.study_key,
             "params_hash": params_hash,
             "claim": str(claim.number),
@@ -674,24 +839,28 @@ class StudyRunner:
         }
         with self.tracker.child_run(parent, f"seed {seed}", tags) as run_id:
             self.tracker.log_params(run_id, params)
-            model, encoder, result = train_model(
-                spec.encoder, params, spec.data, seed=seed, **self._loop_settings()
-            )
+            if trained is None:
+                model, encoder, result = train_model(
+                    spec.encoder, params, data, seed=seed, **self._loop_settings()
+                )
+            else:
+                model, encoder, result = trained.model, trained.encoder, trained.result
+                self.tracker.client.set_tag(run_id, "seed_training", trained.mode)
             self.tracker.log_json(run_id, encoder.summary(), "encoder_state.json")
             profile = None
             if seed == 0:
                 profile = bin_weight_profile(
-                    model, spec.data.train.x_num, spec.record["numeric_features"]
+                    model, data.train.x_num, spec.record["numeric_features"]
                 )
             if profile is not None:
                 self.tracker.log_json(run_id, profile, "encoder_weights.json")
             started = time.perf_counter()
-            standardized = predict(model, spec.data.test, self.preset.eval_batch_size)
+            standardized = predict(model, data.test, self.preset.eval_batch_size)
             predict_time = time.perf_counter() - started
-            y_pred = standardized.astype("float64") * spec.data.y_std + spec.data.y_mean
+            y_pred = standardized.astype("float64") * data.y_std + data.y_mean
             metrics = {
                 f"test_{k}": v
-                for k, v in regression_metrics(spec.test_target, y_pred).items()
+                for k, v in regression_metrics(test_target, y_pred).items()
             }
             self.tracker.log_curve(run_id, MONITOR, result.curve)
             self.tracker.log_metrics(

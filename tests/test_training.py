@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -158,3 +159,30 @@ def test_annealed_temperature_reaches_end():
     assert float(np.mean(temperature["per_feature"])) == pytest.approx(
         expected, rel=0.05
     )
+
+
+class EnvironmentProbe(pl.Callback):
+    """Records the cluster environment the trainer picked."""
+
+    def __init__(self) -> None:
+        self.environment = ""
+
+    def on_fit_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        environment = trainer._accelerator_connector.cluster_environment
+        self.environment = type(environment).__name__
+
+
+def test_inside_slurm_job_lightning_leaves_signals_alone(monkeypatch):
+    """Inside a Slurm job Lightning would pick its Slurm environment and requeue
+    on its own; training keeps the plain one, so the runner alone requeues."""
+    for key, value in {
+        "SLURM_JOB_ID": "41",
+        "SLURM_NTASKS": "1",
+        "SLURM_JOB_NAME": "bench-demo",
+    }.items():
+        monkeypatch.setenv(key, value)
+    probe = EnvironmentProbe()
+
+    train_model(PlainEncoder, PARAMS, make_data(), seed=0, callbacks=[probe], **loop())
+
+    assert probe.environment == "LightningEnvironment"

@@ -1,0 +1,189 @@
+"""Fast training paths compute what the simple ones do; `bench perf` output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_training import make_data
+
+import bench.training
+from bench.batches import (
+    Acceleration,
+    EpochPermutations,
+    SequentialBatches,
+    ShuffledBatches,
+)
+from bench.cli import main
+from bench.perf import PerfSettings, bare_loop
+from bench.training import predict, train_model
+from encoders import available_encoders
+from encoders.plain import PlainEncoder
+
+PARAMS = {"n_blocks": 2, "d_block": 16, "dropout": 0.0, "lr": 1e-3, "weight_decay": 0.0}
+LOOP = {"max_epochs": 2, "patience": 2, "batch_size": 64, "eval_batch_size": 1000}
+
+
+def test_shuffled_batches_cover_rows_once():
+    batches = ShuffledBatches(10, 4, seed=3)
+
+    first = list(batches)
+    second = list(batches)
+
+    assert [len(b) for b in first] == [4, 4, 2]
+    assert sorted(torch.cat(first).tolist()) == list(range(10))
+    assert sorted(torch.cat(second).tolist()) == list(range(10))
+    assert not torch.equal(torch.cat(first), torch.cat(second))
+    again = ShuffledBatches(10, 4, seed=3)
+    assert torch.equal(torch.cat(list(again)), torch.cat(first))
+    assert len(batches) == 3
+
+
+def test_epoch_permutations_yield_one_order():
+    orders = list(EpochPermutations(ShuffledBatches(7, 2, seed=0)))
+
+    assert len(orders) == 1
+    assert sorted(orders[0].tolist()) == list(range(7))
+
+
+def test_sequential_batches_in_order():
+    batches = list(SequentialBatches(5, 2))
+
+    assert [b.tolist() for b in batches] == [[0, 1], [2, 3], [4]]
+    assert len(SequentialBatches(5, 2)) == 3
+
+
+def test_batches_reject_empty_sizes():
+    with pytest.raises(ValueError, match="batch_size=0 are invalid"):
+        ShuffledBatches(5, 0, seed=0)
+    with pytest.raises(ValueError, match="n_rows=0"):
+        SequentialBatches(0, 4)
+
+
+def test_project_path_equals_bare_loop():
+    data = make_data()
+
+    model, _, result = train_model(PlainEncoder, PARAMS, data, seed=5, **LOOP)
+    bare = bare_loop(
+        data,
+        PARAMS,
+        seed=5,
+        epochs=LOOP["max_epochs"],
+        batch_size=LOOP["batch_size"],
+        eval_batch_size=LOOP["eval_batch_size"],
+    )
+
+    # The project path restores its best epoch; the bare loop keeps the last.
+    assert result.best_epoch == LOOP["max_epochs"] - 1
+    np.testing.assert_allclose(
+        predict(model, data.test, 1000), predict(bare, data.test, 1000), atol=1e-6
+    )
+
+
+def test_compiled_forward_matches_eager(monkeypatch: pytest.MonkeyPatch):
+    # The "eager" backend runs the torch.compile machinery without a C++
+    # compiler, so the code path is tested in seconds on any CPU.
+    monkeypatch.setattr(bench.training, "COMPILE_BACKEND", "eager")
+    data = make_data()
+
+    eager, _, _ = train_model(PlainEncoder, PARAMS, data, seed=1, **LOOP)
+    compiled, _, _ = train_model(
+        PlainEncoder,
+        PARAMS,
+        data,
+        seed=1,
+        acceleration=Acceleration(compile=True),
+        **LOOP,
+    )
+
+    np.testing.assert_allclose(
+        predict(compiled, data.test, 1000), predict(eager, data.test, 1000), atol=1e-6
+    )
+
+
+def test_bf16_autocast_trains_on_cpu():
+    data = make_data()
+    params = {**PARAMS, "lr": 1e-2}
+
+    full, _, full_result = train_model(PlainEncoder, params, data, seed=2, **LOOP)
+    half, _, half_result = train_model(
+        PlainEncoder, params, data, seed=2, acceleration=Acceleration(bf16=True), **LOOP
+    )
+
+    prediction = predict(half, data.test, 1000)
+    assert np.isfinite(prediction).all()
+    # bfloat16 keeps 8 significant bits, so only a coarse agreement holds.
+    assert abs(half_result.best_val_rmse - full_result.best_val_rmse) < 0.05 * (
+        full_result.best_val_rmse
+    )
+    np.testing.assert_allclose(prediction, predict(full, data.test, 1000), atol=0.1)
+
+
+def test_acceleration_device_checks():
+    assert Acceleration().precision() == "32-true"
+    assert Acceleration(bf16=True).precision() == "bf16-mixed"
+    Acceleration(bf16=True).check(torch.device("cpu"))
+    with pytest.raises(ValueError, match="bf16 was requested on device meta"):
+        Acceleration(bf16=True).check(torch.device("meta"))
+
+
+def test_perf_settings_reject_invalid_values():
+    with pytest.raises(ValueError, match="epochs=0 is invalid"):
+        PerfSettings(epochs=0).check()
+    with pytest.raises(ValueError, match="sections \\['speed'\\] are invalid"):
+        PerfSettings(sections=("speed",)).check()
+    with pytest.raises(ValueError, match="encoder_repeats=1 is invalid"):
+        PerfSettings(encoder_repeats=1).check()
+
+
+@pytest.mark.slow
+def test_perf_command_writes_tables(tmp_path: Path, mirror: Path):
+    out = tmp_path / "perf"
+    status = main(
+        [
+            "perf",
+            "--out",
+            str(out),
+            "--dataset",
+            "507",
+            "--train-rows",
+            "300",
+            "--epochs",
+            "1",
+            "--repeats",
+            "1",
+            "--seeds",
+            "2",
+            "--seed-epochs",
+            "1",
+            "--encoder-repeats",
+            "2",
+            "--data-repeats",
+            "1",
+            "--device",
+            "cpu",
+            "--mirror",
+            str(mirror),
+        ]
+    )
+
+    assert status == 0
+    report = json.loads((out / "perf.json").read_text())
+    for key in ("cpu", "cores", "torch", "device", "torch_threads"):
+        assert report["machine"][key] is not None, key
+    assert report["machine"]["device"] == "cpu"
+    assert len(report["goals"]) == 3
+    paths = [row["path"] for row in report["training"]["rows"]]
+    assert paths == ["bare PyTorch loop", "project path (train_model)"]
+    assert report["training"]["train_rows"] == 300
+    encoders = [row["encoder"] for row in report["encoders"]]
+    assert encoders == list(available_encoders())
+    assert report["data"]["rows"] > 3000
+    modes = [row["mode"] for row in report["seeds"]["rows"]]
+    assert modes == ["sequential: vectorized training is off", "vectorized"]
+    markdown = (out / "perf.md").read_text()
+    assert markdown.count("Machine: ") == 5
+    assert "| goal | target | measured | met |" in markdown
