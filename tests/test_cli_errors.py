@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.exceptions import ExperimentalWarning
 
-from bench.cli import main
+from bench.cli import _parser, main
 from bench.storage import open_storage
 
 DEMO_IDS = "507, 688, 41021"
@@ -349,3 +349,9 @@ def test_skip_record_cleared_once_loaded(tmp_path: Path, mirror: Path):
     assert "| 999999 | absent | " in board
     assert "| 41021 | Moneyball | " not in board
     assert "| none |" in board
+
+
+def test_ui_binds_loopback_by_default():
+    args = _parser().parse_args(["ui"])
+
+    assert args.host == "127.0.0.1"

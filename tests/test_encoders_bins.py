@@ -206,3 +206,14 @@ def test_ple_relu_head_trains(name):
                 parameter -= 0.1 * gradient
 
     assert not torch.equal(weights.detach(), start)
+
+
+@pytest.mark.parametrize("name", BINNED)
+def test_top_edge_is_train_maximum(name):
+    """Train x = y = 0..99 and test x = 1000..1099: the largest edge is 99."""
+    x_train = torch.arange(100, dtype=torch.float32).unsqueeze(1)
+    encoder = get_encoder(name)(n_bins=8)
+
+    encoder.fit(x_train, x_train[:, 0].clone())
+
+    assert float(encoder.state["bins"][0].max()) == 99.0

@@ -8,6 +8,7 @@ listening, so every connection is refused at once, and builds the openml-python
 from __future__ import annotations
 
 import os
+import pickle
 import time
 from pathlib import Path
 
@@ -227,3 +228,27 @@ def test_openml_cache_left_byte_identical(
     assert dataset.source == "openml"
     assert after == before
     assert not list(folder.parent.parent.rglob("*.pkl*"))
+
+
+class _Tripwire:
+    """Unpickling this creates the file at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_openml_cache_pickles_never_loaded(
+    offline_openml: OfflineOpenML, tmp_path: Path
+):
+    folder = cache_moneyball(offline_openml, require_mirror())
+    marker = tmp_path / "unpickled"
+    for name in (f"dataset_{MONEYBALL}.pkl.py3", "features.pkl", "qualities.pkl"):
+        (folder / name).write_bytes(pickle.dumps(_Tripwire(marker)))
+
+    dataset = load_dataset(MONEYBALL, offline_openml.sources(tmp_path / "cache"))
+
+    assert dataset.target == "RS"
+    assert not marker.exists()
