@@ -150,7 +150,7 @@ def test_signal_fails_trial_then_resumes(tmp_path: Path, mirror: Path, signum):
     results = tmp_path / "results"
     cmd = command(results, mirror)
     budget = {"--encoders": "none", "--trials": "1", "--seeds": "1"}
-    for option, value in {**budget, "--max-epochs": "30"}.items():
+    for option, value in {**budget, "--max-epochs": "400"}.items():
         cmd[cmd.index(option) + 1] = value
     cmd += ["--preset", str(slow_preset(tmp_path))]
     process = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
@@ -159,7 +159,8 @@ def test_signal_fails_trial_then_resumes(tmp_path: Path, mirror: Path, signum):
         seen.append(line)
         if "tuning, 1 of 1 trials" in line:
             break
-    # Trial 0 trains for all 30 epochs, several seconds even on a fast CPU.
+    # Trial 0 trains for all 400 epochs (1,600 steps on Moneyball), which takes
+    # a few seconds on an idle 2-core CPU; 30 epochs ended within the second.
     time.sleep(1.0)
     process.send_signal(signum)
     output = "".join(seen) + process.communicate(timeout=120)[1]
