@@ -225,11 +225,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_protocol(parser: argparse.ArgumentParser, default: str = "default") -> None:
+def _add_protocol(
+    parser: argparse.ArgumentParser,
+    default: str = "default",
+    choices: str = "built-in protocol preset (default, gorishniy2022, grinsztajn2022)",
+) -> None:
     parser.add_argument(
         "--protocol",
-        help="built-in protocol preset (default, gorishniy2022, grinsztajn2022) "
-        f"or path of a preset .toml (default: {default})",
+        help=f"{choices} or path of a preset .toml (default: {default})",
     )
     parser.add_argument(
         "--preset",
@@ -259,30 +262,31 @@ def _add_reproduce(commands: argparse._SubParsersAction) -> None:
         help="run a published protocol on its suite at a reduced budget and "
         "compare the test RMSE with the published one",
     )
-    _add_protocol(reproduce, default="gorishniy2022")
+    _add_protocol(
+        reproduce,
+        default="gorishniy2022",
+        choices="protocol with published results (gorishniy2022)",
+    )
     reproduce.add_argument(
         "--trials",
         type=int,
-        default=DEFAULT_BUDGET["trials"],
         help=f"Optuna trials per study (default: {DEFAULT_BUDGET['trials']})",
     )
     reproduce.add_argument(
         "--seeds",
         type=int,
-        default=DEFAULT_BUDGET["seeds"],
         help=f"final seeds per study (default: {DEFAULT_BUDGET['seeds']})",
     )
     reproduce.add_argument(
         "--max-epochs",
         type=int,
-        default=DEFAULT_BUDGET["max_epochs"],
         help=f"epoch limit per training run (default: {DEFAULT_BUDGET['max_epochs']})",
     )
     reproduce.add_argument(
         "--full",
         action="store_true",
-        help="use the preset's own budget instead of --trials, --seeds and "
-        "--max-epochs",
+        help="use the preset's own budget; give no --trials, --seeds or "
+        "--max-epochs with it",
     )
     reproduce.add_argument(
         "--encoders",

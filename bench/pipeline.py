@@ -223,7 +223,10 @@ def _prepare(
 ) -> dict[str, Any]:
     dataset = load_dataset(entry.openml_id, sources, target=entry.target)
     frame = invert_target_transform(
-        dataset.frame, dataset.target, entry.target_transform
+        dataset.frame,
+        dataset.target,
+        entry.target_transform,
+        dataset=f"Dataset {entry.openml_id} ({dataset.name})",
     )
     frame = _drop_missing_target(frame, dataset.target, entry)
     n_duplicates = 0

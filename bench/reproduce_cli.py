@@ -14,9 +14,9 @@ import sys
 logger = logging.getLogger("bench")
 
 # Reduced budget of `bench reproduce` when --trials, --seeds and --max-epochs
-# are not given: 30 epochs per (dataset, encoder) pair. NOTE: sized from one
-# timed study on a shared 2-core CPU (docs/benchmarks.md) to keep the four
-# default encoders on both datasets under about two hours; that is an estimate.
+# are not given: 30 epochs per (dataset, encoder) pair. The four default
+# encoders on both datasets took 44 min on a shared 2-core CPU with it (see
+# docs/benchmarks.md).
 DEFAULT_BUDGET = {"trials": 4, "seeds": 2, "max_epochs": 5}
 
 
@@ -29,11 +29,28 @@ def reproduce(args: argparse.Namespace, protocol: str) -> int:
     from bench.tracking import local_tracking_uri
     from tasks import DataSources, load_suite
 
+    budget = {"trials": args.trials, "seeds": args.seeds, "max_epochs": args.max_epochs}
+    budget_options = [
+        f"--{key.replace('_', '-')}"
+        for key, value in budget.items()
+        if value is not None
+    ]
+    if args.full and budget_options:
+        raise ValueError(
+            f"--full uses the preset's own budget, so {', '.join(budget_options)} would be "
+            "ignored; give either --full or the budget options."
+        )
     preset = load_preset(protocol)
     published = load_published(preset.name)
     if not args.full:
+        chosen = {
+            key: DEFAULT_BUDGET[key] if value is None else value
+            for key, value in budget.items()
+        }
         preset = preset.with_budget(
-            n_trials=args.trials, n_seeds=args.seeds, max_epochs=args.max_epochs
+            n_trials=chosen["trials"],
+            n_seeds=chosen["seeds"],
+            max_epochs=chosen["max_epochs"],
         )
     suite = load_suite(published.suite)
     encoders = _split(args.encoders) or list(suite.encoders) or ["none"]

@@ -162,7 +162,7 @@ DATASET_KEYS = {"openml_id", "name", "target", "target_transform"}
 
 
 def invert_target_transform(
-    frame: pl.DataFrame, target: str, transform: str | None
+    frame: pl.DataFrame, target: str, transform: str | None, dataset: str = ""
 ) -> pl.DataFrame:
     """Map the stored target column back to the original target's units.
 
@@ -171,9 +171,12 @@ def invert_target_transform(
         target: Name of the target column.
         transform: A key of `TARGET_INVERSES`, or None to return ``frame``
             unchanged.
+        dataset: Name of the dataset, for error messages.
 
     Raises:
-        SuiteError: if ``transform`` is not a key of `TARGET_INVERSES`.
+        SuiteError: if ``transform`` is not a key of `TARGET_INVERSES`, or if
+            the inverse turns a finite stored value into an infinite one
+            (the stored target was then not transformed that way).
     """
     if transform is None:
         return frame
@@ -183,5 +186,15 @@ def invert_target_transform(
             f"{', '.join(TARGET_INVERSES)}."
         )
     stored = frame[target].cast(pl.Float64).to_numpy()
-    original = TARGET_INVERSES[transform](stored)
+    with np.errstate(over="ignore"):
+        original = TARGET_INVERSES[transform](stored)
+    overflowed = np.isfinite(stored) & ~np.isfinite(original)
+    if overflowed.any():
+        raise SuiteError(
+            f"{dataset or 'Dataset'}: target_transform = {transform!r} turns "
+            f"{int(overflowed.sum())} finite values of target {target!r} (largest "
+            f"{np.nanmax(stored[overflowed]):.6g}) into infinity, so the stored "
+            f"target is probably not {transform} of the original. Remove "
+            "target_transform from the suite file or correct it."
+        )
     return frame.with_columns(pl.Series(target, original, dtype=pl.Float64))

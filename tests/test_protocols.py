@@ -232,6 +232,28 @@ def test_invert_rejects_unknown_transform():
         invert_target_transform(frame, "y", "square")
 
 
+def test_invert_rejects_overflow_naming_dataset():
+    """House prices in dollars are not log values: exp() overflows."""
+    frame = pl.DataFrame({"price": [1.0, 500001.0, 22000.0]})
+
+    with pytest.raises(SuiteError) as raised:
+        invert_target_transform(frame, "price", "log", dataset="Dataset 574")
+
+    message = str(raised.value)
+    assert message.startswith("Dataset 574: target_transform = 'log' turns 2 ")
+    assert "largest 500001" in message
+    assert "Remove target_transform" in message
+
+
+def test_reproduce_full_rejects_budget_options(tmp_path: Path, caplog):
+    argv = ["reproduce", "--full", "--trials", "1", "--results", str(tmp_path)]
+
+    assert main(argv) == 2
+
+    assert "--full uses the preset's own budget, so --trials" in caplog.text
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_quantile_noise_changes_fit():
     rng = np.random.default_rng(0)
     frame = pl.DataFrame(
