@@ -94,12 +94,11 @@ class RegressionTask(pl.LightningModule):
     Lightning gets one batch per epoch, the epoch's permutation of the training
     rows, and `training_step` runs the epoch's optimizer steps over its
     slices (manual optimization with the plain torch optimizer). Lightning's
-    per-batch hooks then run once per epoch instead of once per step. With
-    the index batches of `bench.batches` in place of a ``DataLoader``, this
-    took the CPU time per epoch from 1.36x to 1.01-1.06x that of a bare
-    PyTorch loop (2-core CPU, one torch thread, 79 steps per epoch; see
-    docs/benchmarks.md). Validation, callbacks and early stopping stay per
-    epoch.
+    per-batch hooks then run once per epoch instead of once per step. Index
+    batches from `bench.batches` replace a ``DataLoader``. Together these took
+    the CPU time per epoch from 1.36x to about 1.02x that of a bare PyTorch
+    loop (2-core CPU, 79 steps per epoch, see docs/benchmarks.md).
+    Validation, callbacks and early stopping stay per epoch.
     """
 
     def __init__(

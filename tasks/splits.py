@@ -88,6 +88,21 @@ def make_split(
     if train_cap is not None:
         train = train[:train_cap]
 
+    _check_sizes(
+        dataset, n_rows, train, val, test, "Use larger fractions or drop the dataset."
+    )
+    return _finish(train, val, test, seed)
+
+
+def _check_sizes(
+    dataset: str,
+    n_rows: int,
+    train: np.ndarray,
+    val: np.ndarray,
+    test: np.ndarray,
+    advice: str,
+) -> None:
+    """Raise `SplitError` naming the sizes if a part is below its minimum."""
     sizes = {"train": len(train), "val": len(val), "test": len(test)}
     if (
         sizes["train"] < MIN_TRAIN_ROWS
@@ -97,10 +112,8 @@ def make_split(
         raise SplitError(
             f"{dataset}: {n_rows} rows give split sizes {sizes}; at least "
             f"{MIN_TRAIN_ROWS} training rows and {MIN_EVAL_ROWS} validation and "
-            "test row are needed. Use larger fractions or drop the dataset."
+            f"test row are needed. {advice}"
         )
-
-    return _finish(train, val, test, seed)
 
 
 def _finish(train: np.ndarray, val: np.ndarray, test: np.ndarray, seed: int) -> Split:
@@ -159,18 +172,14 @@ def make_capped_split(
     if test_cap is not None:
         test = test[:test_cap]
 
-    sizes = {"train": len(train), "val": len(val), "test": len(test)}
-    if (
-        sizes["train"] < MIN_TRAIN_ROWS
-        or sizes["val"] < MIN_EVAL_ROWS
-        or sizes["test"] < MIN_EVAL_ROWS
-    ):
-        raise SplitError(
-            f"{dataset}: {n_rows} rows give split sizes {sizes}; at least "
-            f"{MIN_TRAIN_ROWS} training rows and {MIN_EVAL_ROWS} validation and "
-            "test row are needed. Use a larger train_fraction or val_share, or "
-            "drop the dataset."
-        )
+    _check_sizes(
+        dataset,
+        n_rows,
+        train,
+        val,
+        test,
+        "Use a larger train_fraction or val_share, or drop the dataset.",
+    )
     return _finish(train, val, test, seed)
 
 
