@@ -80,17 +80,18 @@ HARD_MAGNITUDE = (
 )
 
 SOFT_OUT_OF_RANGE = (
-    "Values are clamped to the span of the learned bins before the distances are "
-    "computed, which leaves the weights of ordered bins unchanged: the nearest "
-    "(first or last) bin gets the most weight, and the output stays a convex "
-    "combination of bin vectors."
+    "Values are clamped to the span of the bins before they are scored (the "
+    "training span for edge scores, the span of the learned intervals for "
+    "interval scores): the nearest (first or last) bin gets the most weight, and "
+    "the output stays a convex combination of bin vectors."
 )
 
 SOFT_MAGNITUDE = (
-    "The clamp to the span of the bins keeps huge values (1e12) from cancelling "
-    "against the edges in float32. Scores are -distance / (temperature * median "
-    "bin width), and the softmax subtracts the maximum score, so small "
-    "temperatures saturate the weights instead of overflowing."
+    "The clamp to the span of the bins keeps huge values (1e12) from swamping the "
+    "scores or cancelling against the edges in float32. Scores are distances "
+    "divided by (temperature * median bin width), and the softmax subtracts the "
+    "maximum score, so small temperatures saturate the weights instead of "
+    "overflowing."
 )
 
 AUTODIS_OUT_OF_RANGE = (

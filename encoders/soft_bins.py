@@ -1,24 +1,40 @@
 """Soft bins: a differentiable table lookup over per-feature bin embeddings.
 
-For feature j with K_j bins, bin k has a learned vector E[j, k] and a
-learned interval [l_k, u_k] that starts at the training bin [e_k, e_k+1]
-from `encoders.bins.lookup_bins`. A value x gets the scores
+For feature j with K_j bins, bin k has a learned vector E[j, k]. A value x
+gets one score per bin, the weights softmax(s) and the output
+sum_k softmax(s)_k * E[j, k]: attention with x as the query and the bins as
+keys. The idea of a softmax over bins with a temperature follows AutoDis (Guo
+et al., KDD 2021, see ``autodis``); the two score functions below are this
+project's. Both start from the training bins of `encoders.bins.lookup_bins`,
+and both divide by a per-feature temperature tau_j.
 
-    s_k(x) = -max(l_k - x, x - u_k, 0) / (tau_j * w_j)
+``scores = "edges"`` (the default): x is first mapped to its position p(x) in
+the training bins (bin m spans [m, m + 1], linearly inside, as in PLE).
+Learned edges u_1 < ... < u_{K-1} in these units start at 1, ..., K - 1, and
 
-(minus its distance to interval k, in units of the feature's median bin width
-w_j; for l_k <= u_k this equals relu(l_k - x) + relu(x - u_k)), the weights
-softmax(s), and the output sum_k softmax(s)_k * E[j, k].
-This is attention with x as the query and the bins as keys. The distance is
-exactly 0 inside the interval, so as tau goes to 0 the weights become one-hot
-on the bin that contains x: the output equals the hard lookup of
-``bin-embedding`` with the same bins and vectors. A value on an edge shared by
-two bins gets half of each, but `lookup_bins` puts no training value on an
-interior edge. Values outside the span of the bins are first clamped to it,
-which does not change the weights of ordered bins (see the forward pass), so
-a far-out value puts its weight on the nearest bin. The idea of a softmax
-over bins with a temperature follows AutoDis (Guo et al., KDD 2021, see
-``autodis``), and the distance scores are this project's variant.
+    s_k(x) - s_m(x) = -(sum of |p(x) - u_i| over the edges u_i between x and
+                       bin k) / tau_j
+
+for x in bin m. For the bin next to x this is minus the distance to the edge
+they share; farther bins lose the distance to every edge in between. The
+scores are linear in p(x), s_k(x) = (k * p(x) - (u_1 + ... + u_k)) / tau_j up
+to a shift that the softmax ignores, so one step costs one fused multiply-add
+per (row, feature, bin) before the softmax. The temperature is in bins: a bin
+of the training grid counts as one unit however wide it is.
+
+``scores = "interval"``: each bin is a learned interval [l_k, u_k] that starts
+at the training bin, and s_k(x) = -max(l_k - x, x - u_k, 0) / (tau_j * w_j),
+minus the distance to the interval in units of the feature's median bin
+width w_j, exactly 0 inside the interval. Intervals may overlap or leave gaps
+as they learn. This costs about eight elementwise operations per (row,
+feature, bin).
+
+In both, the bin that contains x has the highest score, so as tau goes to 0
+the weights become one-hot on that bin and the output equals the hard lookup
+of ``bin-embedding`` with the same bins and vectors. A value on an interior
+edge gets half of each neighbour, but `lookup_bins` puts no training value
+there. Values outside the span of the bins are first clamped to it, so a
+far-out value puts most weight on the nearest bin.
 
 Parameters:
 
@@ -29,26 +45,26 @@ Parameters:
 - ``top_k``: if > 0, only the k highest-scoring bins of each feature get
   weight (renormalized to sum to 1). 0 keeps all bins.
 
-The module stores each interval as a centre and a half width, and computes
-the scores, the softmax and the weighted sum in one autograd function with a
-hand-written backward pass (`_SoftLookup`), tested against plain autograd.
+Each score function runs as one autograd function with a hand-written
+backward pass (`_EdgeLookup`, `_SoftLookup`), tested against plain autograd.
 
-NOTE: one forward + backward step still costs about twice that of
-``ple-quantile`` at 32 bins and batch 256 (`bench encoders --time`); the
-softmax and the extra matrix product for the weights' gradient alone cost
-about as much as the whole PLE step. See the benchmark page for the figures.
+NOTE: at 32 bins and batch 256 on a 2-core CPU, one forward + backward step
+with edge scores still costs 1.5 to 1.7 times that of ``ple-quantile`` (`bench
+encoders --time`). About half of it is a fixed cost per call: a step records
+137 profiler events against PLE's 77. Only a fused kernel would remove it.
 
 Search space: ``n_bins`` integer 2-128 and ``d_embedding`` integer 8-32 (the
 PLE ranges, so that both are compared at the same sizes), ``temperature``
 log-uniform 0.03-3 in bin widths, ``temperature_mode`` fixed, learned or
-annealed. The temperature range and the modes are this project's choice.
-``top_k`` is left out of the space by default; a preset can add it.
+annealed, ``scores`` edges or interval. The temperature range, the modes and
+the score functions are this project's choice. ``top_k`` is left out of the
+space by default; a preset can add it.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from optuna.distributions import (
@@ -68,7 +84,31 @@ from encoders.checks import (
     require_int,
     require_positive,
 )
-from encoders.temperature import TEMPERATURE_MODES, Temperature, keep_top_k
+from encoders.temperature import (
+    TEMPERATURE_MODES,
+    Temperature,
+    keep_top_k,
+    raise_low_scores,
+)
+
+
+def _sum_gradients(
+    grad_lookup: Tensor, weights: Tensor, embeddings: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Return the gradients of the bin vectors and of the scores.
+
+    The lookup is ``softmax(scores) @ embeddings``; ``grad_lookup`` is its
+    gradient, (n, batch, d), and ``weights`` the softmax, (n, batch, n_bins).
+    """
+    grad_embeddings = torch.bmm(weights.transpose(-1, -2), grad_lookup)
+    grad_weights = torch.bmm(grad_lookup, embeddings.transpose(-1, -2))
+
+    # Softmax: dL/ds = w * (g - sum(w * g)). ATen's fused kernel took 11 us
+    # at batch 256 here, against 32 us for the three public operations.
+    grad_scores = torch.ops.aten._softmax_backward_data(
+        grad_weights, weights, -1, weights.dtype
+    )
+    return grad_embeddings, grad_scores
 
 
 class _SoftLookup(torch.autograd.Function):
@@ -111,6 +151,7 @@ class _SoftLookup(torch.autograd.Function):
         scores = torch.mul(distance, factor).neg_()
         if mask is not None:
             scores = scores.add_(mask)
+        scores = raise_low_scores(scores, mask)
         weights = torch.softmax(keep_top_k(scores, top_k), dim=-1)
         return torch.bmm(weights, embeddings), weights, signs, distance
 
@@ -129,14 +170,7 @@ class _SoftLookup(torch.autograd.Function):
         if grad_lookup is None:
             return (None,) * 7
         weights, signs, distance, factor, embeddings = ctx.saved_tensors
-        grad_embeddings = torch.bmm(weights.transpose(1, 2), grad_lookup)
-        grad_weights = torch.bmm(grad_lookup, embeddings.transpose(1, 2))
-
-        # Softmax: dL/ds = w * (g - sum(w * g)). ATen's fused kernel took 11 us
-        # at batch 256 here, against 32 us for the three public operations.
-        grad_scores = torch.ops.aten._softmax_backward_data(
-            grad_weights, weights, -1, weights.dtype
-        )
+        grad_embeddings, grad_scores = _sum_gradients(grad_lookup, weights, embeddings)
 
         # scores = -factor * distance, and distance = |x - c| - h where positive.
         grad_factor = None
@@ -160,27 +194,136 @@ class _SoftLookup(torch.autograd.Function):
         )
 
 
-class SoftBinEmbeddings(nn.Module):
-    """``(batch, n) -> (batch, n * d_embedding)`` by a softmax over bins.
+class _EdgeLookup(torch.autograd.Function):
+    """Edge scores, softmax and weighted sum of bin vectors, hand-written backward.
 
+    The scores are ``factor * (slopes * column + offsets)``. ``offsets``, computed
+    as ``edges @ summing``, is the negated running sum of the edges, shifted to
+    0 at the middle bin. The softmax ignores that shift, and it keeps the
+    scores small.
+    Inputs, all float tensors of one dtype:
+
+    - ``column``: positions of the values in the fitted bins (see
+      `EdgeSoftBinEmbeddings.positions`), (n, batch, 1);
+    - ``factor``: ``1 / tau`` per feature, (n, 1, 1);
+    - ``edges``: the interior edges in the units of ``column``, (n, n_bins - 1);
+    - ``slopes``: ``k - (n_bins - 1) / 2`` for bin k, (n_bins,);
+    - ``summing``: the matrix that turns edges into offsets, (n_bins - 1,
+      n_bins), from `offset_matrix`;
+    - ``mask``: 0 for real bins and minus infinity for padding, (n, 1, n_bins),
+      or None;
+    - ``embeddings``: (n, n_bins, d_embedding);
+    - ``top_k``: bins that keep weight per feature, 0 for all.
+
+    Returns ``(lookup, weights, offsets)``: the lookup (n, batch, d_embedding),
+    the weights (n, batch, n_bins) and the offsets (n, 1, n_bins). ``column``,
+    ``slopes``, ``summing`` and ``mask`` get no gradient.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        column: Tensor,
+        factor: Tensor,
+        edges: Tensor,
+        slopes: Tensor,
+        summing: Tensor,
+        mask: Tensor | None,
+        embeddings: Tensor,
+        top_k: int,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        offsets = torch.matmul(edges, summing).unsqueeze(-2)
+        intercepts = offsets * factor
+        if mask is not None:
+            intercepts = intercepts + mask
+        scores = torch.addcmul(intercepts, column, slopes * factor)
+        scores = raise_low_scores(scores, mask)
+        weights = torch.softmax(keep_top_k(scores, top_k), dim=-1)
+        return torch.bmm(weights, embeddings), weights, offsets
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+        column, factor, _, slopes, summing, _, embeddings, _ = inputs
+        _, weights, offsets = output
+        ctx.save_for_backward(
+            column, factor, slopes, summing, embeddings, weights, offsets
+        )
+        ctx.mark_non_differentiable(weights, offsets)
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(
+        ctx: Any, grad_lookup: Tensor | None, *_: Tensor | None
+    ) -> tuple[Tensor | None, ...]:
+        if grad_lookup is None:
+            return (None,) * 8
+        saved = ctx.saved_tensors
+        column, factor, slopes, summing, embeddings, weights, offsets = saved
+        grad_embeddings, grad_scores = _sum_gradients(grad_lookup, weights, embeddings)
+
+        # Gradients of the per-bin slope and intercept, (n, 1, n_bins) each.
+        # Every row of grad_scores sums to 0 (the softmax ignores shifts), so
+        # the centring of the offsets passes gradients through unchanged.
+        grad_slopes = torch.bmm(column.transpose(-1, -2), grad_scores)
+        grad_intercepts = grad_scores.sum(-2, keepdim=True)
+
+        grad_factor = None
+        if ctx.needs_input_grad[1]:
+            grad_factor = torch.addcmul(grad_slopes * slopes, grad_intercepts, offsets)
+            grad_factor = grad_factor.sum(-1, keepdim=True)
+        grad_edges = None
+        if ctx.needs_input_grad[2]:
+            grad_offsets = (grad_intercepts * factor).squeeze(-2)
+            grad_edges = torch.matmul(grad_offsets, summing.T)
+        return (
+            None,
+            grad_factor,
+            grad_edges,
+            None,
+            None,
+            None,
+            grad_embeddings,
+            None,
+        )
+
+
+def offset_matrix(n_bins: int) -> Tensor:
+    """Return M, (n_bins - 1, n_bins), such that ``edges @ M`` gives the offsets.
+
+    Offset k is minus the sum of the first k edges, plus the sum of the first
+    ``n_bins // 2``: ``M[i, k] = [i < n_bins // 2] - [i < k]``. The second term
+    shifts every offset by the same amount, which the softmax ignores; it
+    centres the offsets on the middle bin. All entries are -1, 0 or 1, exact in
+    every float type.
+    """
+    row = torch.arange(n_bins - 1).unsqueeze(1)
+    before = (row < torch.arange(n_bins)).float()
+    return (row < n_bins // 2).float() - before
+
+
+class _SoftBins(nn.Module):
+    """Shared part of the soft-bin modules: bin vectors, temperature, padding.
+
+    Subclasses set up their scores in `_init_scores` and implement `_lookup`,
+    which returns the lookup (n, batch, d) and the weights (n, batch, n_bins).
     Features with fewer bins than the largest count are padded. Padded bins get
     a score of minus infinity, so they never receive weight.
 
     Args:
         bins: Per-feature strictly increasing edges, at least two each.
         d_embedding: Size of each bin vector.
-        temperature: Initial temperature, in units of the median bin width.
+        temperature: Initial temperature, in the units of the subclass's scores.
         temperature_mode: One of ``fixed``, ``learned``, ``annealed``.
         anneal_ratio: Final over initial temperature in ``annealed`` mode.
         top_k: Number of bins that keep weight per feature; 0 keeps all.
 
     Attributes:
-        centres: Interval centres ``(l + u) / 2``, shape (n_features, 1,
-            n_bins), learned.
-        half_widths: Interval half widths ``(u - l) / 2``, same shape, learned.
-            The intervals start at the training bins.
         embeddings: Per-bin vectors, shape (n_features, n_bins, d_embedding),
             initialized uniformly in +-1/sqrt(d_embedding).
+        padding: 0 for real bins and minus infinity for padded ones, shape
+            (n_features, 1, n_bins); None when no feature is padded, which
+            saves one operation per step.
     """
 
     def __init__(
@@ -193,20 +336,8 @@ class SoftBinEmbeddings(nn.Module):
         top_k: int = 0,
     ) -> None:
         super().__init__()
-        lower, upper, valid = padded_edges(bins)
-        n_features, n_bins = lower.shape
-        # Padded bins sit at the feature's last edge, inside its span, so that
-        # the span used for clamping in the forward pass covers real bins only.
-        last_edges = torch.stack([edges[-1] for edges in bins]).float()
-        lower = torch.where(valid, lower, last_edges.unsqueeze(1))
-        upper = torch.where(valid, upper, last_edges.unsqueeze(1))
-        widths = torch.stack([(e[1:] - e[:-1]).median() for e in bins]).float()
-        self.register_buffer("inverse_widths", 1 / widths)
-
-        self.centres = nn.Parameter(((lower + upper) / 2).unsqueeze(1))
-        self.half_widths = nn.Parameter(((upper - lower) / 2).unsqueeze(1))
-        # Added to the scores: 0 for real bins, -inf for padding. None when no
-        # feature is padded, which saves one operation per step.
+        _, _, valid = padded_edges(bins)
+        n_features, n_bins = valid.shape
         padding = None
         if not valid.all():
             padding = torch.zeros(n_features, 1, n_bins)
@@ -221,6 +352,141 @@ class SoftBinEmbeddings(nn.Module):
         )
         self.top_k = top_k
         self.d_out = n_features * d_embedding
+        self._init_scores(bins)
+
+    def _init_scores(self, bins: list[Tensor]) -> None:
+        raise NotImplementedError
+
+    def set_progress(self, fraction: float) -> None:
+        """Set the fraction of training done, for an annealed temperature."""
+        self.temperature.set_progress(fraction)
+
+    def _lookup(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def weights(self, x: Tensor) -> Tensor:
+        """Return the bin weights, shape (batch, n_features, n_bins)."""
+        return self._lookup(x)[1].transpose(0, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        lookup, _ = self._lookup(x)
+        return lookup.transpose(0, 1).reshape(len(x), self.d_out)
+
+
+class EdgeSoftBinEmbeddings(_SoftBins):
+    """``(batch, n) -> (batch, n * d_embedding)`` by a softmax over edge scores.
+
+    A value is first mapped to its position in the fitted bins: bin m spans
+    [m, m + 1], linearly inside (the piecewise-linear map of PLE). Edges,
+    distances and the temperature are in these units, so every bin of the
+    fitted grid counts as one unit however wide it is in the input. The scores
+    then stay below n_bins ** 2 / temperature in magnitude, so float32 keeps
+    them accurate for heavy-tailed features too. The temperature is in bins.
+
+    Attributes:
+        edges: Interior edges, learned, shape (n_features, n_bins - 1), in bins
+            from the centre of the feature's span; they start at the fitted
+            edges (see `learned_edges` for the input's units). Padded bins'
+            edges sit at the last edge.
+    """
+
+    def _init_scores(self, bins: list[Tensor]) -> None:
+        lower, upper, valid = padded_edges(bins)
+        n_bins = lower.shape[1]
+        last = torch.stack([edges[-1] for edges in bins]).float()
+        # The fitted grid: left edges and 1 / width of every bin, and the
+        # interior edges that `torch.searchsorted` finds a value's bin in.
+        grid_lower = torch.where(valid, lower, last[:, None])
+        inverse = torch.where(valid, 1 / (upper - lower), torch.zeros_like(lower))
+        counts = valid.sum(dim=1).float()
+        self.register_buffer("centres", counts / 2)
+        self.register_buffer("grid_lower", grid_lower)
+        self.register_buffer("grid_inverse_widths", inverse)
+        # Position of each bin's left edge, minus the centre.
+        self.register_buffer("grid_start", torch.arange(n_bins) - counts[:, None] / 2)
+        self.register_buffer("grid_interior", grid_lower[:, 1:].contiguous())
+        self.register_buffer("lowest", -self.centres[:, None])
+        self.register_buffer("highest", self.centres[:, None])
+
+        position = torch.arange(1, n_bins).float().expand(len(bins), -1)
+        position = torch.minimum(position, counts[:, None])
+        self.edges = nn.Parameter(position - self.centres[:, None])
+        self.register_buffer("slopes", torch.arange(n_bins) - (n_bins - 1) / 2)
+        self.register_buffer("summing", offset_matrix(n_bins))
+
+    def positions(self, x: Tensor) -> Tensor:
+        """Return each value's position in the fitted bins, minus the centre.
+
+        Args:
+            x: Values, shape (batch, n_features), in the input's units.
+
+        Returns:
+            Shape (n_features, batch): ``m + (x - e_m) / (e_{m+1} - e_m) - K / 2``
+            for x clamped to the span and lying in bin m of K.
+        """
+        values = x.detach().T.contiguous()
+        index = torch.searchsorted(self.grid_interior, values)
+        lower = self.grid_lower.gather(1, index)
+        inverse = self.grid_inverse_widths.gather(1, index)
+        start = self.grid_start.gather(1, index)
+        # Values outside the span extend the first or last bin; clamp them.
+        position = torch.addcmul(start, values - lower, inverse)
+        return torch.clamp(position, self.lowest, self.highest)
+
+    def learned_edges(self) -> Tensor:
+        """Return the interior edges in the input's units, (n_features, n_bins - 1).
+
+        The fitted grid maps the learned positions back: an edge at position
+        m + f (0 <= f < 1) lies a fraction f into fitted bin m.
+        """
+        with torch.no_grad():
+            counts = (2 * self.centres).long()[:, None]
+            position = self.edges + self.centres[:, None]
+            index = torch.minimum(position.floor().long().clamp_min(0), counts - 1)
+            fraction = position - index
+            lower = self.grid_lower.gather(1, index)
+            inverse = self.grid_inverse_widths.gather(1, index)
+            return lower + fraction / inverse
+
+    def _lookup(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        column = self.positions(x).unsqueeze(-1)
+        factor = self.temperature.inverse().view(-1, 1, 1)
+        lookup, weights, _ = _EdgeLookup.apply(
+            column,
+            factor,
+            self.edges,
+            self.slopes,
+            self.summing,
+            self.padding,
+            self.embeddings,
+            self.top_k,
+        )
+        return lookup, weights
+
+
+class SoftBinEmbeddings(_SoftBins):
+    """``(batch, n) -> (batch, n * d_embedding)`` by a softmax over interval scores.
+
+    The temperature is in units of the feature's median bin width.
+
+    Attributes:
+        centres: Interval centres ``(l + u) / 2``, shape (n_features, 1,
+            n_bins), learned.
+        half_widths: Interval half widths ``(u - l) / 2``, same shape, learned.
+            The intervals start at the training bins.
+    """
+
+    def _init_scores(self, bins: list[Tensor]) -> None:
+        lower, upper, valid = padded_edges(bins)
+        widths = torch.stack([(e[1:] - e[:-1]).median() for e in bins]).float()
+        self.register_buffer("inverse_widths", 1 / widths)
+        # Padded bins sit at the feature's last edge, inside its span, so that
+        # the span used for clamping in the forward pass covers real bins only.
+        last_edges = torch.stack([edges[-1] for edges in bins]).float()
+        lower = torch.where(valid, lower, last_edges.unsqueeze(1))
+        upper = torch.where(valid, upper, last_edges.unsqueeze(1))
+        self.centres = nn.Parameter(((lower + upper) / 2).unsqueeze(1))
+        self.half_widths = nn.Parameter(((upper - lower) / 2).unsqueeze(1))
 
     @property
     def lower(self) -> Tensor:
@@ -232,12 +498,7 @@ class SoftBinEmbeddings(nn.Module):
         """Right interval edges, shape (n_features, n_bins)."""
         return (self.centres + self.half_widths)[:, 0]
 
-    def set_progress(self, fraction: float) -> None:
-        """Set the fraction of training done, for an annealed temperature."""
-        self.temperature.set_progress(fraction)
-
     def _lookup(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Return the lookup (n, batch, d) and the weights (n, batch, n_bins)."""
         with torch.no_grad():
             lowest = (self.centres - self.half_widths.abs()).amin(dim=-1)
             highest = (self.centres + self.half_widths.abs()).amax(dim=-1)
@@ -258,14 +519,6 @@ class SoftBinEmbeddings(nn.Module):
         )
         return lookup, weights
 
-    def weights(self, x: Tensor) -> Tensor:
-        """Return the bin weights, shape (batch, n_features, n_bins)."""
-        return self._lookup(x)[1].transpose(0, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        lookup, _ = self._lookup(x)
-        return lookup.transpose(0, 1).reshape(len(x), self.d_out)
-
 
 class SoftBinsEncoder(Encoder):
     """Soft bins with distance scores to quantile-anchored learnable bins."""
@@ -275,6 +528,11 @@ class SoftBinsEncoder(Encoder):
         "Softmax over quantile-anchored learnable bins, weighted sum of per-bin "
         "vectors (differentiable lookup)."
     )
+    #: Module class of each score function.
+    modules: ClassVar[dict[str, type[_SoftBins]]] = {
+        "edges": EdgeSoftBinEmbeddings,
+        "interval": SoftBinEmbeddings,
+    }
     policy = policies.policy(
         dtype=policies.DTYPE,
         out_of_range=policies.SOFT_OUT_OF_RANGE,
@@ -292,6 +550,7 @@ class SoftBinsEncoder(Encoder):
             "temperature_mode": CategoricalDistribution(
                 ["fixed", "learned", "annealed"]
             ),
+            "scores": CategoricalDistribution(["edges", "interval"]),
         }
 
     @classmethod
@@ -303,6 +562,7 @@ class SoftBinsEncoder(Encoder):
             "temperature_mode": "learned",
             "anneal_ratio": 0.01,
             "top_k": 0,
+            "scores": "edges",
         }
 
     def check_params(self) -> None:
@@ -312,6 +572,7 @@ class SoftBinsEncoder(Encoder):
         require_choice(self.name, self.params, "temperature_mode", TEMPERATURE_MODES)
         require_positive(self.name, self.params, "anneal_ratio")
         require_int(self.name, self.params, "top_k", 0)
+        require_choice(self.name, self.params, "scores", tuple(self.modules))
 
     def fit(self, x_train: Tensor, y_train: Tensor | None = None) -> None:
         fitted = lookup_bins(x_train, int(self.params["n_bins"]))
@@ -320,7 +581,7 @@ class SoftBinsEncoder(Encoder):
         self.state["tie_split_features"] = fitted.tie_split_features
 
     def build(self, n_features: int) -> nn.Module:
-        module = SoftBinEmbeddings(
+        module = self.modules[str(self.params["scores"])](
             require_fitted(self, "bins", n_features),
             d_embedding=int(self.params["d_embedding"]),
             temperature=float(self.params["temperature"]),

@@ -136,6 +136,31 @@ def set_training_progress(model: nn.Module, fraction: float) -> int:
     return updated
 
 
+#: How far below its row's maximum a score may lie; see `raise_low_scores`.
+SCORE_FLOOR = 80.0
+
+
+def raise_low_scores(scores: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Raise scores more than 80 below their row's maximum to that level, in place.
+
+    The raise changes weights smaller than exp(-80) = 1.8e-35 times the
+    largest, which float32 and float64 sums cannot resolve next to it. Without
+    it, exp of scores 87 to 103 below the maximum gives subnormal floats, and
+    softmax and its backward pass run 2 to 4 times slower on x86 CPUs
+    (measured on 8 x 4096 x 32 scores).
+
+    Args:
+        scores: Shape (..., n_bins), modified in place and returned.
+        mask: None, or 0 for real bins and minus infinity for padding,
+            broadcastable to ``scores``, so that padded bins keep a score of
+            minus infinity.
+    """
+    floor = scores.amax(dim=-1, keepdim=True).sub_(SCORE_FLOOR)
+    if mask is not None:
+        floor = floor + mask
+    return scores.clamp_min_(floor)
+
+
 def keep_top_k(scores: Tensor, k: int) -> Tensor:
     """Set all but the ``k`` largest scores on the last axis to minus infinity.
 
