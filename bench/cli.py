@@ -154,6 +154,17 @@ def _parser() -> argparse.ArgumentParser:
     encoders.add_argument(
         "--repeats", type=int, default=100, help="timed steps per encoder (--time)"
     )
+    encoders.add_argument(
+        "--only",
+        help="comma-separated encoders to time (--time; default: all). The "
+        "ratio column divides by ple-quantile when it is among them",
+    )
+    encoders.add_argument(
+        "--batch-size", type=int, default=256, help="rows in the timed batch (--time)"
+    )
+    encoders.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: torch's choice)"
+    )
     encoders.set_defaults(handler=_encoders)
 
     perf = commands.add_parser(
@@ -659,15 +670,35 @@ def _encoders(args: argparse.Namespace) -> int:
     from encoders import available_encoders
 
     if args.time:
-        from encoders.speed import format_rows, time_encoders
-
-        sys.stdout.write(format_rows(time_encoders(n_repeats=args.repeats)) + "\n")
-        return 0
+        return _time_encoders(args)
 
     for name, cls in sorted(available_encoders().items()):
         sys.stdout.write(f"{name}\n    {cls.description}\n")
         for param, dist in cls.search_space().items():
             sys.stdout.write(f"    {param}: {dist!r}\n")
+    return 0
+
+
+def _time_encoders(args: argparse.Namespace) -> int:
+    """Print the forward + backward timing table of `encoders.speed`."""
+    import torch
+
+    from encoders.speed import format_rows, time_encoders
+
+    for option, value in (
+        ("--batch-size", args.batch_size),
+        ("--threads", args.threads),
+    ):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} {value} is invalid; use an integer >= 1.")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    rows = time_encoders(
+        _split_list(args.only) or None,
+        batch_size=args.batch_size,
+        n_repeats=args.repeats,
+    )
+    sys.stdout.write(format_rows(rows) + "\n")
     return 0
 
 

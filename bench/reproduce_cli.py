@@ -36,9 +36,10 @@ def reproduce(args: argparse.Namespace, protocol: str) -> int:
         if value is not None
     ]
     if args.full and budget_options:
+        named = ", ".join(budget_options)
         raise ValueError(
-            f"--full uses the preset's own budget, so {', '.join(budget_options)} would be "
-            "ignored; give either --full or the budget options."
+            f"--full uses the preset's own budget, so {named} would be ignored; "
+            "give either --full or the budget options."
         )
     preset = load_preset(protocol)
     published = load_published(preset.name)

@@ -5,7 +5,11 @@ meta-embeddings for ``autodis``) and the same embedding size wherever it has
 those parameters, and its defaults for everything else. Bins are fitted on a
 fixed standard-normal training set, so quantile bins get the requested count
 and tree bins at most that. The timed step is ``module(x)`` followed by
-``output.sum().backward()``, the encoder's share of one training step. Modules
+``output.backward(gradient)`` with a fixed dense random gradient, the
+encoder's share of one training step: in training the gradient comes dense
+from the MLP. (The gradient of ``output.sum()`` is an expanded tensor with
+zero strides, which sends matrix products down a slow path that training
+never takes.) Modules
 without parameters (``none``, ``onehot-bins``, the bare PLE encodings) have no
 backward pass, so only their forward pass is timed.
 """
@@ -73,6 +77,9 @@ class TimedStep:
             self.bins: int | None = max(fitted_bins)
         else:
             self.bins = next((params[k] for k in BIN_PARAMETERS if k in params), None)
+        generator = torch.Generator().manual_seed(len(batch))
+        gradient = torch.randn(len(batch), self.module.d_out, generator=generator)
+        self.gradient = gradient.to(batch.device)
 
     def run(self) -> None:
         """Run the module forward, then backward if its output needs gradients."""
@@ -81,7 +88,7 @@ class TimedStep:
         output = self.module(self.batch)
         self.backward = output.requires_grad
         if self.backward:
-            output.sum().backward()
+            output.backward(self.gradient)
 
 
 def time_encoders(

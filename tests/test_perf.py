@@ -187,3 +187,40 @@ def test_perf_command_writes_tables(tmp_path: Path, mirror: Path):
     markdown = (out / "perf.md").read_text()
     assert markdown.count("Machine: ") == 5
     assert "| goal | target | measured | met |" in markdown
+
+
+def test_encoders_time_chosen_names(capsys):
+    threads = torch.get_num_threads()
+    arguments = ["--only", "none,ple-quantile,soft-bins", "--batch-size", "32"]
+    try:
+        status = main(["encoders", "--time", *arguments, "--repeats", "3"])
+    finally:
+        torch.set_num_threads(threads)
+
+    assert status == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split(" | ")[0].strip("| ") for line in table[2:]] == [
+        "none",
+        "ple-quantile",
+        "soft-bins",
+    ]
+    assert table[3].split(" | ")[3] == "1.00"
+
+
+def test_encoders_time_sets_threads(capsys):
+    threads = torch.get_num_threads()
+    try:
+        status = main(["encoders", "--time", "--only", "none", "--threads", "1"])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+
+    assert status == 0
+
+
+@pytest.mark.parametrize("option", ["--batch-size", "--threads"])
+def test_encoders_time_rejects_zero(option, caplog):
+    status = main(["encoders", "--time", "--only", "none", option, "0"])
+
+    assert status != 0
+    assert f"{option} 0 is invalid" in caplog.text
