@@ -61,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="tune and evaluate every pair of a suite")
     run.add_argument(
         "--suite",
-        default="demo",
-        help="built-in suite name or path of a suite .toml (default: demo)",
+        help="built-in suite name or path of a suite .toml (default: the "
+        "preset's suite, else demo)",
     )
     _add_protocol(run)
     run.add_argument(
@@ -120,8 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="build the leaderboard from MLflow")
     report.add_argument(
         "--suite",
-        default="demo",
-        help="suite (MLflow experiment) to report on (default: demo)",
+        help="suite (MLflow experiment) to report on (default: the only suite "
+        "in the store, else demo)",
     )
     report.add_argument(
         "--out", type=Path, help="output folder (default: RESULTS/reports/SUITE)"
@@ -524,10 +524,13 @@ def _run(args: argparse.Namespace) -> int:
     from tasks import DataSources, load_suite
 
     _check_folder(args.results, "--results")
-    suite = load_suite(args.suite)
     preset = load_preset(_protocol(args)).with_budget(
         n_trials=args.trials, n_seeds=args.seeds, max_epochs=args.max_epochs
     )
+    if args.suite is None:
+        args.suite = preset.suite or "demo"
+        logger.info("Suite %s (the default of preset %s)", args.suite, preset.name)
+    suite = load_suite(args.suite)
     encoders = _split_list(args.encoders) or list(suite.encoders) or ["none"]
     if encoders == ["all"]:
         from encoders import available_encoders
@@ -630,14 +633,16 @@ def _fetch(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from bench.tracking import check_reachable
     from reports import build_report
+    from reports.publish import default_suite
 
     _check_folder(args.results, "--results")
-    out = args.out or args.results / "reports" / args.suite
     uri = _tracking_uri(args)
     check_reachable(uri)
     _check_store_exists(uri, args)
+    suite = args.suite or default_suite(uri)
+    out = args.out or args.results / "reports" / suite
     _check_folder(out, "--out")
-    path, _ = build_report(uri, args.suite, out, normalized_score=args.normalized_score)
+    path, _ = build_report(uri, suite, out, normalized_score=args.normalized_score)
     sys.stdout.write(path.read_text())
     return 0
 

@@ -64,6 +64,8 @@ class Preset:
     # How final seeds train: "auto", True (as one vectorized model) or False
     # (one after another); see `bench.vectorized.resolve_vectorized`.
     vectorized_seeds: bool | str = "auto"
+    # Suite that `bench run` uses when no --suite is given; None means demo.
+    suite: str | None = None
 
     def with_budget(
         self,
@@ -108,7 +110,9 @@ class Preset:
         """
         data = self.record()
         # vectorized_seeds changes how final seeds run, not what a trial computes.
-        for key in ("name", "description", "n_trials", "n_seeds", "vectorized_seeds"):
+        # The default suite only chooses the datasets of a run.
+        ignored = ("name", "description", "n_trials", "n_seeds", "vectorized_seeds")
+        for key in (*ignored, "suite"):
             data.pop(key)
         # Fields added after the first presets are left out while they keep
         # their default, so studies of older presets keep their keys and resume.
@@ -234,6 +238,7 @@ def _parse(doc: dict[str, Any], origin: str) -> Preset:
         else QUANTILE_NOISE,
         normalized_score=str(doc.get("report", {}).get("normalized_score", "rmse")),
         vectorized_seeds=_vectorized(final.get("vectorized", "auto"), origin),
+        suite=str(doc["suite"]) if "suite" in doc else None,
     )
     _check_values(preset, origin)
     return preset
@@ -357,6 +362,7 @@ KNOWN_KEYS: dict[str, set[str]] = {
         "backbone",
         "encoders",
         "report",
+        "suite",
     },
     "split": {
         "seed",

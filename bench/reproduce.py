@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -126,11 +127,17 @@ def _parse_published(document: dict[str, Any]) -> Published:
     )
 
 
-def our_results(tracking_uri: str, experiment: str, metric: str) -> pl.DataFrame:
+def our_results(
+    tracking_uri: str,
+    experiment: str,
+    metric: str,
+    preset_fingerprint: str | None = None,
+) -> pl.DataFrame:
     """Return our mean, standard deviation and count of ``metric`` per pair.
 
     The runs are those a report would count (see `reports.collect`): per
-    (dataset, encoder) the newest study with final runs.
+    (dataset, encoder) the newest study with final runs, among the studies of
+    the preset with ``preset_fingerprint`` when it is given.
 
     Returns:
         Columns ``openml_id``, ``encoder``, ``mean``, ``std`` and ``n``; no
@@ -147,7 +154,7 @@ def our_results(tracking_uri: str, experiment: str, metric: str) -> pl.DataFrame
     }
     if found is None:
         return pl.DataFrame(schema=schema)
-    finals = collect_results(client, found.experiment_id).finals
+    finals = collect_results(client, found.experiment_id, preset_fingerprint).finals
     return (
         finals.filter(pl.col(metric).is_not_null())
         .group_by("openml_id", "encoder")
@@ -199,12 +206,16 @@ def compare(
 
 
 def render_markdown(
-    rows: list[ComparisonRow], published: Published, budget: str
+    rows: list[ComparisonRow],
+    published: Published,
+    budget: str,
+    notes: Sequence[str] = (),
 ) -> str:
     """Return the comparison as a Markdown document with one table.
 
     Args:
         budget: A sentence naming the budget our numbers come from.
+        notes: Warnings to print above the table, one paragraph each.
     """
     metric = published.metric.removeprefix("test_").upper()
     lines = [
@@ -212,6 +223,7 @@ def render_markdown(
         "",
         budget,
         "",
+        *(line for note in notes for line in (f"Warning: {note}", "")),
         f"| dataset | encoder | paper name | our test {metric} (mean ± std) "
         f"| runs | published | difference |",
         "|---|---|---|---:|---:|---:|---:|",

@@ -10,6 +10,10 @@ import argparse
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.config import Preset
 
 logger = logging.getLogger("bench")
 
@@ -43,6 +47,9 @@ def reproduce(args: argparse.Namespace, protocol: str) -> int:
         )
     preset = load_preset(protocol)
     published = load_published(preset.name)
+    notes = _edited_copy_notes(protocol, preset)
+    for note in notes:
+        logger.warning("%s", note)
     if not args.full:
         chosen = {
             key: DEFAULT_BUDGET[key] if value is None else value
@@ -79,14 +86,16 @@ def reproduce(args: argparse.Namespace, protocol: str) -> int:
     for pair, error in summary.failed.items():
         logger.error("Study %s failed: %s", pair, error)
 
-    ours = our_results(tracking_uri, suite.name, published.metric)
+    ours = our_results(
+        tracking_uri, suite.name, published.metric, preset.study_fingerprint()
+    )
     rows = compare(published, ours, encoders, datasets)
     budget = (
         f"Budget: {preset.n_trials} TPE trials, {preset.n_seeds} final seeds, at "
         f"most {preset.max_epochs} epochs per run (the published numbers use "
         "the full protocol)."
     )
-    markdown = render_markdown(rows, published, budget)
+    markdown = render_markdown(rows, published, budget, notes)
     out = args.out or args.results / "reports" / f"reproduce-{preset.name}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown)
@@ -95,6 +104,27 @@ def reproduce(args: argparse.Namespace, protocol: str) -> int:
     statuses = [o.status for o in summary.outcomes.values()]
     complete = statuses.count("complete")
     return 0 if complete and not summary.failed else 1
+
+
+def _edited_copy_notes(protocol: str, preset: Preset) -> list[str]:
+    """Return a warning when a preset file changes the built-in preset it names.
+
+    The published numbers belong to the built-in protocol, so a copy with
+    other values that keeps its name would be compared with the wrong numbers.
+    """
+    from bench.config import builtin_presets, load_preset
+
+    if protocol in builtin_presets() or preset.name not in builtin_presets():
+        return []
+    builtin = load_preset(preset.name)
+    if builtin.study_fingerprint() == preset.study_fingerprint():
+        return []
+    return [
+        f"the preset file {protocol} is named {preset.name} but changes what a "
+        f"trial computes (fingerprint {preset.study_fingerprint()}, built-in "
+        f"{builtin.study_fingerprint()}). The published numbers belong to the "
+        "built-in protocol, so the differences below also measure those changes."
+    ]
 
 
 def _split(text: str | None) -> list[str]:

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 WEIGHTS_ARTIFACT = "encoder_weights.json"
 DATA_ARTIFACT = "data.json"
+PRESET_ARTIFACT = "preset.json"
 MAX_SIZE_ATTEMPTS = 3
 WEIGHT_FAMILY_PREFIXES = ("soft-bin", "autodis")
 
@@ -90,6 +91,32 @@ def read_split_sizes(
             f"read: OpenML {', '.join(unknown)}."
         )
     return pl.DataFrame(rows, schema=SPLIT_SCHEMA)
+
+
+def recorded_normalized_score(
+    client: MlflowClient, studies: pl.DataFrame, notes: list[str]
+) -> str:
+    """Return the ``normalized_score`` that the studies' presets ask for.
+
+    One parent run per preset fingerprint is read (its ``preset.json``). When
+    the presets disagree, or none can be read, it returns ``rmse`` and adds the
+    reason to ``notes``.
+    """
+    choices = set()
+    for _, group in studies.group_by("preset_fingerprint", maintain_order=True):
+        for run_id in group["run_id"].head(MAX_SIZE_ATTEMPTS):
+            recorded = _read_json(client, run_id, PRESET_ARTIFACT)
+            if isinstance(recorded, dict):
+                choices.add(str(recorded.get("normalized_score", "rmse")))
+                break
+    if len(choices) == 1:
+        return choices.pop()
+    if choices:
+        notes.append(
+            f"The presets ask for different normalized scores ({sorted(choices)}); "
+            "the report rescales RMSE. Pass --normalized-score to choose."
+        )
+    return "rmse"
 
 
 def read_bin_weights(

@@ -60,6 +60,8 @@ STUDY_SCHEMA: dict[str, type[pl.DataType]] = {
     "best_params_hash": pl.String,
     "tune_time_s": pl.Float64,
     "n_trials_done": pl.Float64,
+    "preset": pl.String,
+    "preset_fingerprint": pl.String,
 }
 
 SKIPPED_SCHEMA: dict[str, type[pl.DataType]] = {
@@ -120,18 +122,24 @@ def search_all(
             return runs
 
 
-def collect_results(client: MlflowClient, experiment_id: str) -> Results:
+def collect_results(
+    client: MlflowClient, experiment_id: str, preset_fingerprint: str | None = None
+) -> Results:
     """Read the studies and their counted final-seed runs of one experiment.
 
     Args:
         client: Client of any tracking store (SQLite file or server).
         experiment_id: The experiment of one suite.
+        preset_fingerprint: If given, only studies of the preset with this
+            `bench.config.Preset.study_fingerprint` count.
 
     Returns:
         The selected studies, their final-seed rows, and notes on left-out runs.
     """
     notes: list[str] = []
     studies = _study_frame(search_all(client, experiment_id, "tags.phase = 'study'"))
+    if preset_fingerprint is not None:
+        studies = studies.filter(pl.col("preset_fingerprint") == preset_fingerprint)
     finals_raw = search_all(
         client, experiment_id, "tags.phase = 'final' and attributes.status = 'FINISHED'"
     )
@@ -158,6 +166,7 @@ def collect_results(client: MlflowClient, experiment_id: str) -> Results:
 
     selected = _select_studies(studies, current, notes)
     current = current.join(selected.select("study_key"), on="study_key", how="semi")
+    _note_mixed_presets(selected, notes)
     skipped_runs = search_all(client, experiment_id, "tags.phase = 'skipped'")
     skipped = _skipped_frame(skipped_runs)
     logger.info(
@@ -193,6 +202,8 @@ def _study_frame(parents: list[Run]) -> pl.DataFrame:
                 "best_params_hash": tags.get("best_params_hash", ""),
                 "tune_time_s": _tuning_time(run),
                 "n_trials_done": run.data.metrics.get("n_trials_done"),
+                "preset": tags.get("preset", "?"),
+                "preset_fingerprint": tags.get("preset_fingerprint", "?"),
             }
         )
     return pl.DataFrame(rows, schema=STUDY_SCHEMA)
@@ -252,6 +263,31 @@ def _select_studies(
             "were left out in favour of the newest one with final results."
         )
     return selected.drop("has_finals").sort("openml_id", "encoder")
+
+
+def preset_counts(studies: pl.DataFrame) -> list[tuple[str, str, int]]:
+    """Return (preset, fingerprint, number of studies) per preset, most used first.
+
+    Frames without the preset columns (built by hand) give an empty list.
+    """
+    if not {"preset", "preset_fingerprint"} <= set(studies.columns):
+        return []
+    counts = studies.group_by("preset", "preset_fingerprint").len()
+    counts = counts.sort(["len", "preset"], descending=[True, False])
+    return [(row[0], row[1], row[2]) for row in counts.iter_rows()]
+
+
+def _note_mixed_presets(studies: pl.DataFrame, notes: list[str]) -> None:
+    """Add a note when the studies come from more than one preset or version."""
+    counts = preset_counts(studies)
+    if len(counts) < 2:
+        return
+    parts = [f"{name} ({fingerprint}): {n}" for name, fingerprint, n in counts]
+    notes.append(
+        "The studies come from different presets (name and fingerprint: number "
+        f"of studies): {'; '.join(parts)}. Their rows are not comparable; report "
+        "one preset per results folder or suite."
+    )
 
 
 def _tuning_time(run: Run) -> float | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from reports.collect import SKIPPED_SCHEMA, Results
+from reports.collect import SKIPPED_SCHEMA, Results, preset_counts
 from reports.costs import median_costs, per_dataset_costs
 from reports.elo import N_BOOTSTRAP, elo_table
 from reports.significance import (
@@ -61,6 +61,8 @@ class Leaderboard:
         notes: Analyses skipped and runs left out, as sentences.
         skipped: Datasets the benchmark could not use, with ``openml_id``,
             ``dataset`` and ``reason``; they have no row in the other tables.
+        presets: (preset name, fingerprint, number of studies) of the
+            studies in the report, most used first.
     """
 
     per_dataset: pl.DataFrame
@@ -75,6 +77,7 @@ class Leaderboard:
     skipped: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(schema=SKIPPED_SCHEMA)
     )
+    presets: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def build_leaderboard(
@@ -176,6 +179,7 @@ def build_leaderboard(
         n_bootstrap=n_bootstrap,
         notes=notes,
         skipped=results.skipped,
+        presets=preset_counts(results.studies),
     )
 
 

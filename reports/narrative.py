@@ -72,6 +72,7 @@ def method_lines(board: Leaderboard) -> list[str]:
     base = board.baseline
     alpha = board.alpha
     return [
+        *_preset_lines(board),
         "Test RMSE, MAE and R² are in the target's original units, mean ± sample "
         "standard deviation over final seeds of the study's best configuration.",
         "Rank: 1 is the lowest mean test RMSE on a dataset; tied means share the "
@@ -81,8 +82,9 @@ def method_lines(board: Leaderboard) -> list[str]:
         "encoder and 0 at the median encoder, negatives clipped to 0, averaged "
         "over datasets.",
         f"W/T/L vs {base}: per dataset, Welch's two-sided t-test on the per-seed "
-        f"test RMSE at alpha = {alpha}. Seeds share the split but nothing that "
-        "would pair them, so the samples are treated as independent. A dataset "
+        f"test RMSE at alpha = {alpha}. Seeds share the split, or take the "
+        "resampled splits in turn when the preset draws several, but nothing "
+        "else pairs them, so the samples are treated as independent. A dataset "
         "with fewer than two seeds on either side is untested.",
         f"Wilcoxon p (Holm): signed-rank test of log(RMSE / RMSE of {base}) over "
         "the shared datasets, Holm-corrected over all encoders; n is the number "
@@ -101,6 +103,17 @@ def method_lines(board: Leaderboard) -> list[str]:
         "training times), finished trials, parameters, and training and "
         "prediction time per 1,000 training or test rows.",
     ]
+
+
+def _preset_lines(board: Leaderboard) -> list[str]:
+    """Return the line naming the presets of the studies, if they are known."""
+    if all(name == "?" for name, _, _ in board.presets):
+        return []
+    parts = [
+        f"{name} (fingerprint {fingerprint}, {n} {'study' if n == 1 else 'studies'})"
+        for name, fingerprint, n in board.presets
+    ]
+    return [f"Preset: {'; '.join(parts)}."]
 
 
 def _plural(n: int, word: str) -> str:

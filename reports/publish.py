@@ -22,7 +22,11 @@ from urllib.parse import urlsplit, urlunsplit
 import polars as pl
 from mlflow.tracking import MlflowClient
 
-from reports.artifacts import read_bin_weights, read_split_sizes
+from reports.artifacts import (
+    read_bin_weights,
+    read_split_sizes,
+    recorded_normalized_score,
+)
 from reports.collect import Results, collect_results, quiet_mlflow, search_all
 from reports.html import render_html
 from reports.leaderboard import Leaderboard, build_leaderboard
@@ -57,8 +61,33 @@ class ReportError(LookupError):
     """The experiment to report on does not exist."""
 
 
+def default_suite(tracking_uri: str) -> str:
+    """Return the suite to report on when none is named.
+
+    That is the only experiment in the store apart from MLflow's ``Default``,
+    else ``demo`` if it exists.
+
+    Raises:
+        ReportError: if the store has several suites and no ``demo``, or none.
+    """
+    client = MlflowClient(tracking_uri)
+    names = sorted(e.name for e in client.search_experiments() if e.name != "Default")
+    if len(names) == 1:
+        return names[0]
+    if "demo" in names:
+        return "demo"
+    raise ReportError(
+        f"The store at {redact_uri(tracking_uri)} contains "
+        f"{'no suites' if not names else 'the suites ' + ', '.join(names)}; "
+        "name one with --suite."
+    )
+
+
 def build_report(
-    tracking_uri: str, experiment: str, out_dir: Path, normalized_score: str = "rmse"
+    tracking_uri: str,
+    experiment: str,
+    out_dir: Path,
+    normalized_score: str | None = None,
 ) -> tuple[Path, Leaderboard]:
     """Write every report file for one experiment and log them to MLflow.
 
@@ -68,7 +97,8 @@ def build_report(
         out_dir: Output folder, created if needed; existing files of the same
             names are replaced.
         normalized_score: Metric the normalized score rescales, ``rmse`` or
-            ``r2`` (see `reports.leaderboard.build_leaderboard`).
+            ``r2`` (see `reports.leaderboard.build_leaderboard`). None takes
+            the value that the studies' recorded presets name.
 
     Returns:
         The path of ``leaderboard.md`` and the leaderboard tables.
@@ -89,6 +119,10 @@ def build_report(
     results = collect_results(client, found.experiment_id)
     split_sizes = read_split_sizes(client, results.studies, results.notes)
     weights = read_bin_weights(client, results.finals, results.notes)
+    if normalized_score is None:
+        normalized_score = recorded_normalized_score(
+            client, results.studies, results.notes
+        )
     board = build_leaderboard(results, split_sizes, normalized_score=normalized_score)
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,9 @@ class Study:
     weights: bool = False
     data_json: bool = True
     wall_time_s: float | None = None
+    preset: str = "default"
+    preset_fingerprint: str = "0123abcd"
+    normalized_score: str | None = None
 
 
 _template: Path | None = None
@@ -106,6 +109,8 @@ class StoreBuilder:
             "openml_id": str(study.openml_id),
             "encoder": study.encoder,
             "best_params_hash": "best",
+            "preset": study.preset,
+            "preset_fingerprint": study.preset_fingerprint,
         }
         if study.status is not None:
             tags["status"] = study.status
@@ -120,6 +125,9 @@ class StoreBuilder:
         self._metrics(parent, timing)
         if study.data_json:
             self._json(parent, {"split_sizes": SPLIT_SIZES}, "data.json")
+        if study.normalized_score is not None:
+            record = {"name": study.preset, "normalized_score": study.normalized_score}
+            self._json(parent, record, "preset.json")
         self._child(parent, "trial 0", {"phase": "trial", "study_key": key}, {})
 
         identity = {

@@ -162,6 +162,17 @@ def test_datasets_outside_suite_rejected(
     assert not results.exists()
 
 
+def test_run_takes_the_preset_suite(tmp_path: Path, mirror: Path, caplog):
+    results = tmp_path / "results"
+    args = ["run", "--protocol", "gorishniy2022", "--datasets", "507"]
+
+    assert main([*args, "--results", str(results), "--mirror", str(mirror)]) == 2
+
+    message = single_error(caplog)
+    assert message.startswith("--datasets 507: 507 is not in suite gorishniy2022")
+    assert not results.exists()
+
+
 @pytest.mark.parametrize("value", ["abc", "41021,x1", "-5"])
 def test_datasets_not_integer_rejected(
     tmp_path: Path, mirror: Path, caplog, value: str

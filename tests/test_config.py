@@ -28,6 +28,18 @@ def test_budget_left_out_of_fingerprint():
     assert longer.study_fingerprint() != preset.study_fingerprint()
 
 
+def test_protocol_presets_name_their_suite():
+    assert load_preset("gorishniy2022").suite == "gorishniy2022"
+    assert load_preset("grinsztajn2022").suite == "grinsztajn336"
+    assert load_preset("default").suite is None
+
+
+def test_suite_left_out_of_fingerprint():
+    preset = load_preset("gorishniy2022")
+    other = dataclasses.replace(preset, suite="demo")
+    assert other.study_fingerprint() == preset.study_fingerprint()
+
+
 def test_user_preset_file(tmp_path: Path):
     from importlib import resources
 

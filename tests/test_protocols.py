@@ -29,6 +29,7 @@ from bench.reproduce import (
     load_published,
     render_markdown,
 )
+from bench.reproduce_cli import _edited_copy_notes
 from encoders import available_encoders
 from reports.tables import add_normalized_scores
 from tasks import DataSources, Preprocessor, load_dataset
@@ -102,8 +103,10 @@ def test_new_fields_keep_old_fingerprint():
     data = preset.record()
     for key in ("name", "description", "n_trials", "n_seeds", *LATER_FIELD_DEFAULTS):
         data.pop(key)
-    # How final seeds run (one by one or vectorized) is not part of the key.
+    # How final seeds run (one by one or vectorized) and the default suite are
+    # not part of the key.
     data.pop("vectorized_seeds", None)
+    data.pop("suite", None)
     text = json.dumps(data, sort_keys=True)
     assert preset.study_fingerprint() == hashlib.sha256(text.encode()).hexdigest()[:12]
     noisier = dataclasses.replace(preset, quantile_noise=1e-2)
@@ -359,6 +362,21 @@ def test_comparison_marks_missing_values():
     assert "| House 16H | plr | PLR | n/a | 0 | 30496 | n/a |" in markdown
 
 
+def test_edited_copy_warns(tmp_path: Path):
+    same = write_preset(tmp_path, preset_text("gorishniy2022"), "same.toml")
+    edited = write_preset(
+        tmp_path, small_backbone(preset_text("gorishniy2022")), "edited.toml"
+    )
+
+    assert _edited_copy_notes("gorishniy2022", load_preset("gorishniy2022")) == []
+    assert _edited_copy_notes(str(same), load_preset(str(same))) == []
+    notes = _edited_copy_notes(str(edited), load_preset(str(edited)))
+    assert len(notes) == 1
+    assert f"the preset file {edited} is named gorishniy2022" in notes[0]
+    markdown = render_markdown([], load_published("gorishniy2022"), "Budget.", notes)
+    assert f"Warning: {notes[0]}" in markdown
+
+
 def parent_runs(results: Path, experiment: str) -> list:
     client = MlflowClient(f"sqlite:///{results / 'mlflow.db'}")
     found = client.get_experiment_by_name(experiment)
@@ -404,6 +422,7 @@ def test_reproduce_writes_comparison(tmp_path: Path, mirror: Path):
     )
     assert status == 0
     markdown = out.read_text()
+    assert f"Warning: the preset file {preset} is named gorishniy2022" in markdown
     assert "| California Housing | none | MLP |" in markdown
     assert "| 0.4947 |" in markdown
     assert "| California Housing | soft-bins | n/a |" in markdown

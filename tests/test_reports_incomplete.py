@@ -9,7 +9,9 @@ import pytest
 from reports_fixtures import StoreBuilder, Study
 
 from reports import ReportError, build_report
+from reports.collect import collect_results
 from reports.leaderboard import Leaderboard
+from reports.publish import default_suite
 
 
 def build(
@@ -154,3 +156,83 @@ def test_unknown_experiment_rejected(tmp_path_factory, tmp_path):
     store = StoreBuilder(tmp_path_factory, tmp_path)
     with pytest.raises(ReportError, match="No MLflow experiment named 'other'"):
         build_report(store.uri, "other", tmp_path / "out")
+
+
+def test_mixed_presets_noted(tmp_path_factory, tmp_path):
+    text, board, _ = build(
+        tmp_path_factory,
+        tmp_path,
+        [
+            Study("alpha", 1, "none", [1.0, 1.1]),
+            Study("alpha", 1, "soft-bins", [0.8, 0.9], preset="gorishniy2022"),
+        ],
+    )
+
+    assert len(board.presets) == 2
+    assert "The studies come from different presets" in text
+    assert "gorishniy2022 (0123abcd): 1" in text
+    assert "- Preset: default (fingerprint 0123abcd, 1 study); gorishniy2022" in text
+
+
+def test_one_preset_named_in_method(tmp_path_factory, tmp_path):
+    text, board, _ = build(
+        tmp_path_factory,
+        tmp_path,
+        [Study("alpha", 1, "none", [1.0]), Study("beta", 2, "none", [2.0])],
+    )
+
+    assert board.presets == [("default", "0123abcd", 2)]
+    assert "different presets" not in text
+    assert "- Preset: default (fingerprint 0123abcd, 2 studies)." in text
+
+
+def test_recorded_normalized_score_used(tmp_path_factory, tmp_path):
+    studies = [
+        Study("alpha", 1, "none", [1.0, 1.1], normalized_score="r2"),
+        Study("alpha", 1, "soft-bins", [0.8, 0.9], normalized_score="r2"),
+        Study("beta", 2, "none", [2.0, 2.1], normalized_score="r2"),
+        Study("beta", 2, "soft-bins", [2.2, 2.3], normalized_score="r2"),
+    ]
+    (tmp_path / "recorded").mkdir()
+    (tmp_path / "given").mkdir()
+    _, recorded, _ = build(tmp_path_factory, tmp_path / "recorded", studies)
+
+    store = StoreBuilder(tmp_path_factory, tmp_path / "given")
+    for study in studies:
+        store.add(study)
+    _, explicit = build_report(
+        store.uri, store.experiment, tmp_path / "out", normalized_score="r2"
+    )
+    _, rmse = build_report(
+        store.uri, store.experiment, tmp_path / "rmse", normalized_score="rmse"
+    )
+
+    scores = recorded.overall["normalized_score"].to_list()
+    assert scores == explicit.overall["normalized_score"].to_list()
+    assert scores != rmse.overall["normalized_score"].to_list()
+
+
+def test_default_suite_choice(tmp_path_factory, tmp_path):
+    store = StoreBuilder(tmp_path_factory, tmp_path, experiment="grinsztajn336")
+    assert default_suite(store.uri) == "grinsztajn336"
+
+    store.client.create_experiment("gorishniy2022")
+    with pytest.raises(ReportError, match="gorishniy2022, grinsztajn336; name one"):
+        default_suite(store.uri)
+
+    store.client.create_experiment("demo")
+    assert default_suite(store.uri) == "demo"
+
+
+def test_results_of_one_preset(tmp_path_factory, tmp_path):
+    store = StoreBuilder(tmp_path_factory, tmp_path)
+    store.add(Study("alpha", 1, "none", [1.0, 1.1], preset_fingerprint="aaaa"))
+    store.add(Study("beta", 2, "none", [2.0, 2.1], preset_fingerprint="bbbb"))
+    experiment = store.client.get_experiment_by_name(store.experiment)
+
+    every = collect_results(store.client, experiment.experiment_id)
+    second = collect_results(store.client, experiment.experiment_id, "bbbb")
+
+    assert every.studies["openml_id"].to_list() == [1, 2]
+    assert second.studies["openml_id"].to_list() == [2]
+    assert second.finals["openml_id"].unique().to_list() == [2]
