@@ -18,7 +18,7 @@ from bench.batches import (
     ShuffledBatches,
 )
 from bench.cli import main
-from bench.perf import PerfSettings, bare_loop
+from bench.perf import PerfSettings, bare_loop, linear_shapes, training_flops
 from bench.training import predict, train_model
 from encoders import available_encoders
 from encoders.plain import PlainEncoder
@@ -184,7 +184,12 @@ def test_perf_command_writes_tables(tmp_path: Path, mirror: Path):
     assert report["data"]["rows"] > 3000
     modes = [row["mode"] for row in report["seeds"]["rows"]]
     assert modes == ["sequential: vectorized training is off", "vectorized"]
+    floor = report["seeds"]["floor"]
+    assert floor["gflop"] > 0
+    assert floor["sequential_s"] > 0
+    assert floor["vectorized_s"] > 0
     markdown = (out / "perf.md").read_text()
+    assert "Arithmetic floor: the linear layers need" in markdown
     assert markdown.count("Machine: ") == 5
     assert "| goal | target | measured | met |" in markdown
 
@@ -224,3 +229,16 @@ def test_encoders_time_rejects_zero(option, caplog):
 
     assert status != 0
     assert f"{option} 0 is invalid" in caplog.text
+
+
+def test_training_flops_counts_linear_layers():
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)
+    )
+    shapes = linear_shapes(model)
+
+    # Forward 2 * (3 * 4 + 4 * 1) = 32 per row; training 3 * 32 - 2 * 12 = 72.
+    assert shapes == [(3, 4), (4, 1)]
+    assert training_flops(shapes, train_rows=10, val_rows=5, epochs=2) == 2 * (
+        10 * 72 + 5 * 32
+    )
