@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tasks import Suite
@@ -164,6 +164,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     encoders.add_argument(
         "--threads", type=int, help="torch CPU threads (default: torch's choice)"
+    )
+    encoders.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="encoder parameter for every timed encoder that has it, e.g. "
+        "scores=interval (--time; repeatable)",
     )
     encoders.set_defaults(handler=_encoders)
 
@@ -702,9 +710,28 @@ def _time_encoders(args: argparse.Namespace) -> int:
         _split_list(args.only) or None,
         batch_size=args.batch_size,
         n_repeats=args.repeats,
+        params=_parameter_values(args.set),
     )
     sys.stdout.write(format_rows(rows) + "\n")
     return 0
+
+
+def _parameter_values(items: list[str]) -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` items; values that read as numbers become numbers."""
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r} is invalid; write KEY=VALUE.")
+        value: Any = text.strip()
+        for convert in (int, float):
+            try:
+                value = convert(value)
+                break
+            except ValueError:
+                continue
+        values[key.strip()] = value
+    return values
 
 
 def _perf(args: argparse.Namespace) -> int:

@@ -48,6 +48,7 @@ class TimedStep:
         batch: The timed input, on the target device.
         n_bins: Value for ``n_bins`` or ``n_meta_embeddings`` if accepted.
         d_embedding: Value for ``d_embedding`` if accepted.
+        extra: More parameter values, each set where the encoder accepts it.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class TimedStep:
         *,
         n_bins: int,
         d_embedding: int,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         accepted = set(cls.search_space()) | set(cls.defaults())
         params: dict[str, Any] = {
@@ -66,6 +68,7 @@ class TimedStep:
         }
         if "d_embedding" in accepted:
             params["d_embedding"] = d_embedding
+        params.update({k: v for k, v in (extra or {}).items() if k in accepted})
         encoder = cls(**params)
         encoder.fit(x_train, y_train)
         self.module = encoder.build(x_train.shape[1]).to(batch.device).train()
@@ -104,6 +107,7 @@ def time_encoders(
     device: str | torch.device = "cpu",
     reference: str = "ple-quantile",
     seed: int = 0,
+    params: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Time forward + backward of each encoder's module on one fixed batch.
 
@@ -121,6 +125,8 @@ def time_encoders(
         reference: The encoder that ``ratio_to_reference`` divides by; the ratio
             is None if it is not among ``names``.
         seed: Seeds the data and the module initialization.
+        params: More parameter values (for example ``{"scores": "interval"}``),
+            each given to the encoders that accept it.
 
     Returns:
         One row per encoder, in the order of ``names``, with the keys ``encoder``,
@@ -131,7 +137,8 @@ def time_encoders(
         ``device`` and ``threads`` (torch CPU threads).
 
     Raises:
-        EncoderError: if a name is not registered.
+        EncoderError: if a name is not registered, or no encoder among
+            ``names`` has a parameter of ``params``.
         ValueError: if ``n_repeats`` < 2 or ``n_warmup`` < 0.
     """
     if n_repeats < 2 or n_warmup < 0:
@@ -146,6 +153,17 @@ def time_encoders(
         raise EncoderError(
             f"Unknown encoders {unknown}. Available: {', '.join(sorted(known))}."
         )
+    accepted = {
+        key
+        for name in names
+        for key in {*known[name].search_space(), *known[name].defaults()}
+    }
+    ignored = sorted(set(params or {}) - accepted)
+    if ignored:
+        raise EncoderError(
+            f"No encoder among {', '.join(names)} has the parameters {ignored}; "
+            "see `bench encoders` for each encoder's parameters."
+        )
     device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     x_train = torch.randn(n_train, n_features, generator=generator)
@@ -156,7 +174,13 @@ def time_encoders(
     for name in names:
         torch.manual_seed(seed)
         steps[name] = TimedStep(
-            known[name], x_train, y_train, batch, n_bins=n_bins, d_embedding=d_embedding
+            known[name],
+            x_train,
+            y_train,
+            batch,
+            n_bins=n_bins,
+            d_embedding=d_embedding,
+            extra=params,
         )
     for step in steps.values():
         for _ in range(n_warmup):

@@ -17,7 +17,7 @@ from bench.batches import (
     SequentialBatches,
     ShuffledBatches,
 )
-from bench.cli import main
+from bench.cli import _parameter_values, main
 from bench.perf import PerfSettings, bare_loop, linear_shapes, training_flops
 from bench.training import predict, train_model
 from encoders import available_encoders
@@ -242,3 +242,18 @@ def test_training_flops_counts_linear_layers():
     assert training_flops(shapes, train_rows=10, val_rows=5, epochs=2) == 2 * (
         10 * 72 + 5 * 32
     )
+
+
+def test_encoders_time_sets_parameters(capsys):
+    arguments = ["--only", "soft-bins", "--batch-size", "8", "--repeats", "2"]
+
+    assert main(["encoders", "--time", *arguments, "--set", "scores=interval"]) == 0
+    assert "| soft-bins |" in capsys.readouterr().out
+    assert main(["encoders", "--time", *arguments, "--set", "scores=nope"]) != 0
+    assert main(["encoders", "--time", *arguments, "--set", "colour=red"]) != 0
+    assert main(["encoders", "--time", *arguments, "--set", "n_bins"]) != 0
+
+
+def test_parameter_values_parse_numbers():
+    values = _parameter_values(["top_k=3", "temperature=0.5", "scores=edges"])
+    assert values == {"top_k": 3, "temperature": 0.5, "scores": "edges"}
