@@ -65,19 +65,8 @@ def _parser() -> argparse.ArgumentParser:
         "preset's suite, else demo)",
     )
     _add_protocol(run)
-    run.add_argument(
-        "--encoders",
-        help="comma-separated encoder names, or all (default: the suite's list)",
-    )
-    run.add_argument(
-        "--datasets", help="comma-separated OpenML ids of the suite to run"
-    )
-    run.add_argument("--trials", type=int, help="Optuna trials per study")
-    run.add_argument("--seeds", type=int, help="final seeds per study")
-    run.add_argument("--max-epochs", type=int, help="epoch limit per training run")
-    run.add_argument(
-        "--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N"
-    )
+    _add_selection(run, "comma-separated encoder names, or all")
+    _add_budget(run)
     run.add_argument(
         "--storage",
         help="Optuna storage URL (default: sqlite in the results "
@@ -273,6 +262,35 @@ def _protocol(args: argparse.Namespace, default: str = "default") -> str:
     return args.protocol or args.preset or default
 
 
+def _add_selection(parser: argparse.ArgumentParser, encoders_help: str) -> None:
+    """Add the options that choose the encoders, datasets and device of a run."""
+    parser.add_argument(
+        "--encoders", help=f"{encoders_help} (default: the suite's list)"
+    )
+    parser.add_argument(
+        "--datasets", help="comma-separated OpenML ids of the suite to run"
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N"
+    )
+
+
+def _add_budget(
+    parser: argparse.ArgumentParser, defaults: dict[str, int] | None = None
+) -> None:
+    """Add --trials, --seeds and --max-epochs; ``defaults`` only fill the help."""
+    defaults = defaults or {}
+    helps = {
+        "trials": "Optuna trials per study",
+        "seeds": "final seeds per study",
+        "max_epochs": "epoch limit per training run",
+    }
+    for key, text in helps.items():
+        if key in defaults:
+            text += f" (default: {defaults[key]})"
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, help=text)
+
+
 def _add_reproduce(commands: argparse._SubParsersAction) -> None:
     from bench.reproduce_cli import DEFAULT_BUDGET
 
@@ -286,37 +304,14 @@ def _add_reproduce(commands: argparse._SubParsersAction) -> None:
         default="gorishniy2022",
         choices="protocol with published results (gorishniy2022)",
     )
-    reproduce.add_argument(
-        "--trials",
-        type=int,
-        help=f"Optuna trials per study (default: {DEFAULT_BUDGET['trials']})",
-    )
-    reproduce.add_argument(
-        "--seeds",
-        type=int,
-        help=f"final seeds per study (default: {DEFAULT_BUDGET['seeds']})",
-    )
-    reproduce.add_argument(
-        "--max-epochs",
-        type=int,
-        help=f"epoch limit per training run (default: {DEFAULT_BUDGET['max_epochs']})",
-    )
+    _add_budget(reproduce, DEFAULT_BUDGET)
     reproduce.add_argument(
         "--full",
         action="store_true",
         help="use the preset's own budget; give no --trials, --seeds or "
         "--max-epochs with it",
     )
-    reproduce.add_argument(
-        "--encoders",
-        help="comma-separated encoder names (default: the suite's list)",
-    )
-    reproduce.add_argument(
-        "--datasets", help="comma-separated OpenML ids of the suite to run"
-    )
-    reproduce.add_argument(
-        "--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N"
-    )
+    _add_selection(reproduce, "comma-separated encoder names")
     reproduce.add_argument(
         "--out",
         type=Path,
