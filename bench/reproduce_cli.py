@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("bench")
 
 # Reduced budget of `bench reproduce` when --trials, --seeds and --max-epochs
-# are not given: 30 epochs per (dataset, encoder) pair. The four default
-# encoders on both datasets took 44 min on a shared 2-core CPU with it (see
+# are not given: 60 epochs per (dataset, encoder) pair. The four default
+# encoders on both datasets took 34 min on a 2-core CPU with it (see
 # docs/benchmarks.md).
-DEFAULT_BUDGET = {"trials": 4, "seeds": 2, "max_epochs": 5}
+DEFAULT_BUDGET = {"trials": 4, "seeds": 2, "max_epochs": 10}
 
 
 def reproduce(args: argparse.Namespace, protocol: str) -> int:
