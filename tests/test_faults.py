@@ -153,7 +153,15 @@ def test_signal_fails_trial_then_resumes(tmp_path: Path, mirror: Path, signum):
     for option, value in {**budget, "--max-epochs": "400"}.items():
         cmd[cmd.index(option) + 1] = value
     cmd += ["--preset", str(slow_preset(tmp_path))]
-    process = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    # A process that a non-interactive shell starts in the background inherits
+    # SIGINT as ignored, and Python keeps ignoring it. So the child starts with
+    # the default disposition, as a command typed at a terminal does.
+    process = subprocess.Popen(
+        cmd,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     seen = []
     for line in process.stderr:
         seen.append(line)
