@@ -385,9 +385,9 @@ class EdgeSoftBinEmbeddings(_SoftBins):
 
     Attributes:
         edges: Interior edges, learned, shape (n_features, n_bins - 1), in bins
-            from the centre of the feature's span; they start at the fitted
-            edges (see `learned_edges` for the input's units). Padded bins'
-            edges sit at the last edge.
+            from the centre of the feature's span. They start at the fitted
+            edges; `learned_edges` returns them in the input's units. Padded
+            bins' edges sit at the last edge.
     """
 
     def _init_scores(self, bins: list[Tensor]) -> None:
