@@ -413,7 +413,7 @@ def check_encoder_spaces(preset: Preset, encoders: dict[str, Any]) -> None:
                 f"Preset {preset.name!r}: [encoders.{name}] names an unknown "
                 f"encoder; known encoders: {', '.join(sorted(encoders))}."
             )
-        accepted = set(encoders[name].search_space()) | set(encoders[name].defaults())
+        accepted = encoders[name].parameter_names()
         unknown = sorted(set(space) - accepted)
         if unknown:
             raise PresetError(

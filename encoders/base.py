@@ -30,11 +30,11 @@ class Encoder(ABC):
     description: ClassVar[str]
 
     def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(self.search_space()) - set(self.defaults())
+        unknown = set(params) - self.parameter_names()
         if unknown:
             raise EncoderError(
                 f"Encoder {self.name!r} got unknown parameters {sorted(unknown)}; "
-                f"it accepts {sorted(set(self.search_space()) | set(self.defaults()))}."
+                f"it accepts {sorted(self.parameter_names())}."
             )
         self.params = {**self.defaults(), **params}
         self.state: dict[str, Any] = {}
@@ -49,6 +49,11 @@ class Encoder(ABC):
     def defaults(cls) -> dict[str, Any]:
         """Return values for parameters that are not tuned or not given."""
         return {}
+
+    @classmethod
+    def parameter_names(cls) -> set[str]:
+        """Return every parameter the encoder accepts: tuned or with a default."""
+        return set(cls.search_space()) | set(cls.defaults())
 
     def fit(  # noqa: B027 (stateless encoders keep this no-op)
         self, x_train: torch.Tensor, y_train: torch.Tensor | None = None

@@ -62,7 +62,7 @@ class TimedStep:
         d_embedding: int,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        accepted = set(cls.search_space()) | set(cls.defaults())
+        accepted = cls.parameter_names()
         params: dict[str, Any] = {
             key: n_bins for key in BIN_PARAMETERS if key in accepted
         }
@@ -153,11 +153,7 @@ def time_encoders(
         raise EncoderError(
             f"Unknown encoders {unknown}. Available: {', '.join(sorted(known))}."
         )
-    accepted = {
-        key
-        for name in names
-        for key in {*known[name].search_space(), *known[name].defaults()}
-    }
+    accepted = set().union(*(known[name].parameter_names() for name in names))
     ignored = sorted(set(params or {}) - accepted)
     if ignored:
         raise EncoderError(
