@@ -138,30 +138,9 @@ def _parser() -> argparse.ArgumentParser:
         "--time",
         action="store_true",
         help="instead of the list, time forward+backward of every encoder on one "
-        "fixed batch and print a Markdown table",
+        "fixed batch and print its settings and a Markdown table",
     )
-    encoders.add_argument(
-        "--repeats", type=int, default=100, help="timed steps per encoder (--time)"
-    )
-    encoders.add_argument(
-        "--only",
-        help="comma-separated encoders to time (--time; default: all). The "
-        "ratio column divides by ple-quantile when it is among them",
-    )
-    encoders.add_argument(
-        "--batch-size", type=int, default=256, help="rows in the timed batch (--time)"
-    )
-    encoders.add_argument(
-        "--threads", type=int, help="torch CPU threads (default: torch's choice)"
-    )
-    encoders.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="encoder parameter for every timed encoder that has it, e.g. "
-        "scores=interval (--time; repeatable)",
-    )
+    _add_timing(encoders)
     encoders.set_defaults(handler=_encoders)
 
     perf = commands.add_parser(
@@ -236,8 +215,19 @@ def _parser() -> argparse.ArgumentParser:
 def _add_protocol(
     parser: argparse.ArgumentParser,
     default: str = "default",
-    choices: str = "built-in protocol preset (default, gorishniy2022, grinsztajn2022)",
+    choices: str | None = None,
 ) -> None:
+    """Add --protocol and its alias --preset.
+
+    Args:
+        default: The preset used when neither is given, named in the help.
+        choices: Help text for the accepted names. None lists every built-in
+            preset.
+    """
+    from bench.preset_names import builtin_presets
+
+    if choices is None:
+        choices = f"built-in protocol preset ({', '.join(builtin_presets())})"
     parser.add_argument(
         "--protocol",
         help=f"{choices} or path of a preset .toml (default: {default})",
@@ -252,8 +242,17 @@ def _protocol(args: argparse.Namespace, default: str = "default") -> str:
     """Return the preset named by --protocol or --preset.
 
     Raises:
-        ValueError: if both are given with different values.
+        ValueError: if either is empty, or both are given with different values.
     """
+    from bench.preset_names import builtin_presets
+
+    for option, value in (("--protocol", args.protocol), ("--preset", args.preset)):
+        if value is not None and not value.strip():
+            raise ValueError(
+                f"{option} {value!r} is empty. Give a built-in preset "
+                f"({', '.join(builtin_presets())}) or the path of a preset .toml "
+                f"file, or leave {option} out to use {default}."
+            )
     if args.protocol and args.preset and args.protocol != args.preset:
         raise ValueError(
             f"--protocol {args.protocol} and --preset {args.preset} name different "
@@ -289,6 +288,50 @@ def _add_budget(
         if key in defaults:
             text += f" (default: {defaults[key]})"
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, help=text)
+
+
+# Defaults of `bench encoders --time`.
+TIMING_REPEATS = 100
+TIMING_BATCH_SIZE = 256
+# Options of `bench encoders` that only --time reads, by option name. Their
+# defaults are None, so that `_encoders` can tell which ones were given.
+TIMING_OPTIONS = {
+    "--repeats": "repeats",
+    "--only": "only",
+    "--batch-size": "batch_size",
+    "--threads": "threads",
+    "--set": "set",
+}
+
+
+def _add_timing(parser: argparse.ArgumentParser) -> None:
+    """Add the options of `bench encoders --time` (listed in `TIMING_OPTIONS`)."""
+    timing = parser.add_argument_group("timing", "options that need --time")
+    timing.add_argument(
+        "--repeats",
+        type=int,
+        help=f"timed steps per encoder (default: {TIMING_REPEATS})",
+    )
+    timing.add_argument(
+        "--only",
+        help="comma-separated encoders to time (default: all). The ratio column "
+        "divides by ple-quantile when it is among them",
+    )
+    timing.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"rows in the timed batch (default: {TIMING_BATCH_SIZE})",
+    )
+    timing.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: torch's choice)"
+    )
+    timing.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="encoder parameter for every timed encoder that has it, e.g. "
+        "scores=interval (repeatable, each key once)",
+    )
 
 
 def _add_reproduce(commands: argparse._SubParsersAction) -> None:
@@ -675,10 +718,26 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _encoders(args: argparse.Namespace) -> int:
-    from encoders import available_encoders
+    """List the encoders, or time them with --time.
 
+    Raises:
+        ValueError: if a timing option is given without --time.
+    """
     if args.time:
         return _time_encoders(args)
+    given_options = [
+        option
+        for option, dest in TIMING_OPTIONS.items()
+        if getattr(args, dest) is not None
+    ]
+    if given_options:
+        verb = "needs" if len(given_options) == 1 else "need"
+        raise ValueError(
+            f"{', '.join(given_options)} {verb} --time. Add --time to time the "
+            "encoders, or leave the timing options out to list the encoders."
+        )
+
+    from encoders import available_encoders
 
     for name, cls in sorted(available_encoders().items()):
         sys.stdout.write(f"{name}\n    {cls.description}\n")
@@ -688,36 +747,84 @@ def _encoders(args: argparse.Namespace) -> int:
 
 
 def _time_encoders(args: argparse.Namespace) -> int:
-    """Print the forward + backward timing table of `encoders.speed`."""
+    """Print the settings and the forward + backward timing table of
+    `encoders.speed`.
+
+    Raises:
+        ValueError: if a timing option is invalid; the message names it.
+    """
     import torch
 
-    from encoders.speed import format_rows, time_encoders
+    from encoders.speed import MIN_REPEATS, format_rows, format_settings, time_encoders
 
-    for option, value in (
-        ("--batch-size", args.batch_size),
-        ("--threads", args.threads),
-    ):
+    batch_size = TIMING_BATCH_SIZE if args.batch_size is None else args.batch_size
+    repeats = TIMING_REPEATS if args.repeats is None else args.repeats
+    for option, value in (("--batch-size", batch_size), ("--threads", args.threads)):
         if value is not None and value < 1:
             raise ValueError(f"{option} {value} is invalid; use an integer >= 1.")
+    if repeats < MIN_REPEATS:
+        raise ValueError(
+            f"--repeats {repeats} is invalid. Use an integer >= {MIN_REPEATS}, "
+            "because the p90 column needs at least that many timed steps."
+        )
+    names = _split_list(args.only)
+    if args.only is not None and not names:
+        raise ValueError(
+            f"--only {args.only!r} names no encoder. Give comma-separated names "
+            "from `bench encoders`, or leave --only out to time every encoder."
+        )
+    params = _parameter_values(args.set or [])
+    _check_threads(args.threads)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     rows = time_encoders(
-        _split_list(args.only) or None,
-        batch_size=args.batch_size,
-        n_repeats=args.repeats,
-        params=_parameter_values(args.set),
+        names or None, batch_size=batch_size, n_repeats=repeats, params=params
     )
-    sys.stdout.write(format_rows(rows) + "\n")
+    settings = format_settings(
+        batch_size=batch_size,
+        n_repeats=repeats,
+        threads=torch.get_num_threads(),
+        params=params,
+    )
+    sys.stdout.write(f"{settings}\n\n{format_rows(rows)}\n")
     return 0
 
 
+def _check_threads(threads: int | None) -> None:
+    """Log a warning if ``threads`` exceeds the CPU cores this process may use.
+
+    More torch threads than cores still run, but they share cores, so the
+    timings come out slower and noisier than the machine allows.
+    """
+    if threads is None:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    cores = cores or os.cpu_count() or 0
+    if cores and threads > cores:
+        logger.warning(
+            "--threads %d is more than the %d CPU cores this process may use, so "
+            "the threads share cores and the timings come out slower and noisier",
+            threads,
+            cores,
+        )
+
+
 def _parameter_values(items: list[str]) -> dict[str, Any]:
-    """Parse ``KEY=VALUE`` items; values that read as numbers become numbers."""
+    """Parse ``KEY=VALUE`` items; values that read as numbers become numbers.
+
+    Raises:
+        ValueError: if an item is not ``KEY=VALUE``, or a key appears twice.
+    """
     values: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--set {item!r} is invalid; write KEY=VALUE.")
+        if key.strip() in values:
+            raise ValueError(
+                f"--set {key.strip()} is given twice ({key.strip()}="
+                f"{values[key.strip()]} and {item.strip()}). Give each key once."
+            )
         value: Any = text.strip()
         for convert in (int, float):
             try:

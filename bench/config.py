@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optuna.distributions import (
     BaseDistribution,
@@ -23,7 +23,11 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from bench.preset_names import builtin_preset_file, builtin_presets
 from tasks.preprocess import QUANTILE_NOISE
+
+if TYPE_CHECKING:
+    from encoders.base import Encoder
 
 
 class PresetError(ValueError):
@@ -123,27 +127,33 @@ class Preset:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def builtin_presets() -> list[str]:
-    """Return the names of the presets shipped with the package."""
-    folder = resources.files("bench") / "presets"
-    return sorted(
-        p.name.removesuffix(".toml")
-        for p in folder.iterdir()
-        if p.name.endswith(".toml")
-    )
-
-
 def load_preset(name_or_path: str = "default") -> Preset:
     """Load a built-in preset by name, or a preset file by path.
 
+    A value that contains a path separator or ends in ``.toml`` is read as a
+    path, anything else as the name of a built-in preset.
+
     Raises:
-        PresetError: if the preset does not exist or a value is invalid.
+        PresetError: if the value is empty, the preset or file does not exist,
+            a value is invalid, or a categorical choice of an encoder's space
+            fails that encoder's parameter check.
     """
-    path = Path(name_or_path)
-    if path.suffix == ".toml" and path.is_file():
+    if not name_or_path.strip():
+        raise PresetError(
+            "The preset name is empty. Give a built-in preset "
+            f"({', '.join(builtin_presets())}) or the path of a preset .toml file."
+        )
+    if _looks_like_path(name_or_path):
+        path = Path(name_or_path)
+        if not path.is_file():
+            problem = "is not a file" if path.exists() else "was not found"
+            raise PresetError(
+                f"Preset file {path} {problem}. Check the path, or give a built-in "
+                f"preset by name: {', '.join(builtin_presets())}."
+            )
         text, origin = path.read_text(), str(path)
     else:
-        resource = resources.files("bench") / "presets" / f"{name_or_path}.toml"
+        resource = builtin_preset_file(name_or_path)
         if not resource.is_file():
             raise PresetError(
                 f"Unknown preset {name_or_path!r}. Built-in presets: "
@@ -156,9 +166,18 @@ def load_preset(name_or_path: str = "default") -> Preset:
         raise PresetError(f"{origin}: invalid TOML: {error}.") from None
     _check_keys(document, origin)
     try:
-        return _parse(document, origin)
+        preset = _parse(document, origin)
     except KeyError as missing:
         raise PresetError(f"{origin}: missing key {missing}.") from None
+    from encoders import available_encoders
+
+    check_encoder_choices(preset, available_encoders(), origin)
+    return preset
+
+
+def _looks_like_path(value: str) -> bool:
+    separators = {os.sep, os.altsep} - {None}
+    return value.endswith(".toml") or any(sep in value for sep in separators)
 
 
 def _parse(doc: dict[str, Any], origin: str) -> Preset:
@@ -420,6 +439,54 @@ def check_encoder_spaces(preset: Preset, encoders: dict[str, Any]) -> None:
                 f"Preset {preset.name!r}: [encoders.{name}.space] sets {unknown}, "
                 f"which {name} does not accept; it accepts {sorted(accepted)}."
             )
+
+
+def check_encoder_choices(
+    preset: Preset, encoders: dict[str, type[Encoder]], origin: str
+) -> None:
+    """Raise `PresetError` if a categorical or fixed choice of an encoder's space
+    fails that encoder's own parameter check.
+
+    Each choice is checked alone: the encoder is constructed from its defaults
+    with that one value replaced, so its ``check_params`` runs without fitting
+    anything. Encoders and parameters that the encoders do not know are left
+    to `check_encoder_spaces`, and so is an encoder whose defaults alone fail
+    its check (a plug-in may leave tuned parameters without defaults).
+
+    Args:
+        encoders: Encoder classes by registry name.
+        origin: The preset file or built-in preset, named in the message.
+    """
+    from encoders.base import EncoderError
+
+    for name, space in preset.encoder_spaces.items():
+        cls = encoders.get(name)
+        if cls is None or not _defaults_pass(cls):
+            continue
+        accepted = cls.parameter_names()
+        for parameter, distribution in space.items():
+            if parameter not in accepted:
+                continue
+            if not isinstance(distribution, CategoricalDistribution):
+                continue
+            for choice in distribution.choices:
+                try:
+                    cls(**{**cls.defaults(), parameter: choice})
+                except EncoderError as error:
+                    raise PresetError(
+                        f"{origin}: [encoders.{name}.space] {parameter} has the "
+                        f"choice {choice!r}, which encoder {name} rejects: {error}"
+                    ) from None
+
+
+def _defaults_pass(cls: type[Encoder]) -> bool:
+    from encoders.base import EncoderError
+
+    try:
+        cls(**cls.defaults())
+    except (EncoderError, KeyError):
+        return False
+    return True
 
 
 def parse_space(table: dict[str, Any], origin: str) -> dict[str, BaseDistribution]:

@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 from mlflow.tracking import MlflowClient
 
+from bench.preset_names import packaged_names
 from reports.collect import collect_results
 
 MISSING = "n/a"
@@ -79,12 +80,7 @@ class ComparisonRow:
 
 def published_protocols() -> list[str]:
     """Return the protocols that have a file of published results."""
-    folder = resources.files("bench") / "published"
-    return sorted(
-        p.name.removesuffix(".toml")
-        for p in folder.iterdir()
-        if p.name.endswith(".toml")
-    )
+    return packaged_names("published")
 
 
 def load_published(protocol: str) -> Published:

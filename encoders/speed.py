@@ -31,6 +31,14 @@ logger = logging.getLogger(__name__)
 
 #: Parameters set to the comparison's bin count, when an encoder has them.
 BIN_PARAMETERS = ("n_bins", "n_meta_embeddings")
+#: Minimum timed steps per encoder, because the p90 of `statistics.quantiles`
+#: needs at least 2 values.
+MIN_REPEATS = 2
+#: Defaults of `time_encoders`, also printed by `format_settings`.
+N_FEATURES = 8
+N_BINS = 32
+D_EMBEDDING = 16
+N_WARMUP = 10
 
 
 def _synchronize(device: torch.device) -> None:
@@ -98,11 +106,11 @@ def time_encoders(
     names: Sequence[str] | None = None,
     *,
     batch_size: int = 256,
-    n_features: int = 8,
-    n_bins: int = 32,
-    d_embedding: int = 16,
+    n_features: int = N_FEATURES,
+    n_bins: int = N_BINS,
+    d_embedding: int = D_EMBEDDING,
     n_train: int = 4096,
-    n_warmup: int = 10,
+    n_warmup: int = N_WARMUP,
     n_repeats: int = 100,
     device: str | torch.device = "cpu",
     reference: str = "ple-quantile",
@@ -139,12 +147,12 @@ def time_encoders(
     Raises:
         EncoderError: if a name is not registered, or no encoder among
             ``names`` has a parameter of ``params``.
-        ValueError: if ``n_repeats`` < 2 or ``n_warmup`` < 0.
+        ValueError: if ``n_repeats`` < `MIN_REPEATS` or ``n_warmup`` < 0.
     """
-    if n_repeats < 2 or n_warmup < 0:
+    if n_repeats < MIN_REPEATS or n_warmup < 0:
         raise ValueError(
             f"n_repeats={n_repeats}, n_warmup={n_warmup} are invalid; a p90 needs "
-            "n_repeats >= 2, and n_warmup must be >= 0."
+            f"n_repeats >= {MIN_REPEATS}, and n_warmup must be >= 0."
         )
     known = available_encoders()
     names = list(known) if names is None else list(names)
@@ -216,6 +224,34 @@ def time_encoders(
         for row in rows:
             row["ratio_to_reference"] = row["median_ms"] / base
     return rows
+
+
+def format_settings(
+    *,
+    batch_size: int,
+    n_repeats: int,
+    threads: int,
+    n_features: int = N_FEATURES,
+    n_bins: int = N_BINS,
+    d_embedding: int = D_EMBEDDING,
+    n_warmup: int = N_WARMUP,
+    params: dict[str, Any] | None = None,
+) -> str:
+    """Return one Markdown line with the settings of a `time_encoders` call.
+
+    The keyword arguments are those given to `time_encoders`, whose defaults
+    they share. ``threads`` is the torch CPU thread count during the timing.
+    """
+    line = (
+        f"Settings: batch size {batch_size}, features {n_features}, bins {n_bins} "
+        f"(meta-embeddings for autodis), embedding size {d_embedding}, torch "
+        f"threads {threads}, timed steps {n_repeats} per encoder after {n_warmup} "
+        "warm-up steps"
+    )
+    if params:
+        values = ", ".join(f"{key}={value}" for key, value in params.items())
+        line += f", encoder parameters {values}"
+    return line + "."
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -256,41 +257,45 @@ def write_preset(folder: Path, override: str) -> Path:
     return path
 
 
-def test_preset_unknown_encoder_parameter(tmp_path: Path, mirror: Path, caplog):
-    preset = write_preset(
-        tmp_path,
-        '[encoders.soft-bins.space]\nn_binz = { type = "int", low = 4, high = 8 }',
-    )
-    results = tmp_path / "results"
+def preset_error(folder: Path, mirror: Path, caplog, override: str) -> str:
+    """Run one study with `write_preset`'s file; return its one error line.
+
+    Asserts that the run exits 2 and leaves no results folder.
+    """
+    preset = write_preset(folder, override)
+    results = folder / "results"
 
     code = main(
         run_args(results, mirror, "--datasets", "41021", "--preset", str(preset))
     )
 
     assert code == 2
-    message = single_error(caplog)
+    assert not results.exists()
+    return single_error(caplog)
+
+
+def test_preset_unknown_encoder_parameter(tmp_path: Path, mirror: Path, caplog):
+    message = preset_error(
+        tmp_path,
+        mirror,
+        caplog,
+        '[encoders.soft-bins.space]\nn_binz = { type = "int", low = 4, high = 8 }',
+    )
     assert "Preset 'custom'" in message
     assert "[encoders.soft-bins.space] sets ['n_binz']" in message
     assert "'n_bins'" in message
-    assert not results.exists()
 
 
 def test_preset_unknown_encoder_name(tmp_path: Path, mirror: Path, caplog):
-    preset = write_preset(
-        tmp_path, '[encoders.soft-binz.space]\nn_bins = { type = "fixed", value = 8 }'
+    message = preset_error(
+        tmp_path,
+        mirror,
+        caplog,
+        '[encoders.soft-binz.space]\nn_bins = { type = "fixed", value = 8 }',
     )
-    results = tmp_path / "results"
-
-    code = main(
-        run_args(results, mirror, "--datasets", "41021", "--preset", str(preset))
-    )
-
-    assert code == 2
-    message = single_error(caplog)
     assert "Preset 'custom'" in message
     assert "[encoders.soft-binz] names an unknown encoder" in message
     assert "soft-bins" in message
-    assert not results.exists()
 
 
 def test_storage_opens_without_experimental_warning(tmp_path: Path):
@@ -366,3 +371,126 @@ def test_ui_binds_loopback_by_default():
     args = _parser().parse_args(["ui"])
 
     assert args.host == "127.0.0.1"
+
+
+def test_preset_invalid_choice_rejected(tmp_path: Path, mirror: Path, caplog):
+    message = preset_error(
+        tmp_path,
+        mirror,
+        caplog,
+        "[encoders.soft-bins.space]\n"
+        'scores = { type = "categorical", choices = ["edges", "bogus"] }',
+    )
+    preset = tmp_path / "custom.toml"
+    assert message.startswith(f"{preset}: [encoders.soft-bins.space] scores")
+    assert "choice 'bogus'" in message
+    assert "encoder soft-bins rejects" in message
+    assert "'edges', 'interval'" in message
+
+
+@pytest.mark.parametrize("option", ["--protocol", "--preset"])
+def test_run_empty_protocol_rejected(tmp_path: Path, mirror: Path, caplog, option: str):
+    results = tmp_path / "results"
+
+    assert main(run_args(results, mirror, "--datasets", "41021", option, "")) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"{option} '' is empty")
+    assert "throughput" in message
+    assert f"leave {option} out to use default" in message
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("name", ["does-not-exist.toml", "missing/preset"])
+def test_run_missing_preset_file_named(tmp_path: Path, mirror: Path, caplog, name: str):
+    path = tmp_path / name
+    results = tmp_path / "results"
+
+    code = main(
+        run_args(results, mirror, "--datasets", "41021", "--protocol", str(path))
+    )
+
+    assert code == 2
+    message = single_error(caplog)
+    assert message.startswith(f"Preset file {path} was not found.")
+    assert "Unknown preset" not in message
+    assert not results.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--only", "nope", "--batch-size", "0", "--set", "foo=1"], "--only, "),
+        (["--only", "nope"], "--only needs --time"),
+        (["--batch-size", "0"], "--batch-size needs --time"),
+        (["--set", "foo=1"], "--set needs --time"),
+        (["--threads", "2"], "--threads needs --time"),
+        (["--repeats", "5"], "--repeats needs --time"),
+    ],
+)
+def test_encoders_timing_options_need_time(
+    capsys, caplog, options: list[str], named: str
+):
+    assert main(["encoders", *options]) == 2
+
+    message = single_error(caplog)
+    assert named in message
+    assert "Add --time to time the encoders" in message
+    assert capsys.readouterr().out == ""
+
+
+def test_encoders_all_timing_options_named(caplog):
+    options = ["--only", "nope", "--batch-size", "0", "--set", "foo=1"]
+
+    assert main(["encoders", *options]) == 2
+
+    assert single_error(caplog).startswith("--only, --batch-size, --set need --time.")
+
+
+def test_encoders_repeats_below_minimum(capsys, caplog):
+    assert main(["encoders", "--time", "--only", "none", "--repeats", "1"]) == 2
+
+    message = single_error(caplog)
+    assert message.startswith("--repeats 1 is invalid. Use an integer >= 2")
+    assert "n_repeats" not in message
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("value", ["", ",", " , "])
+def test_encoders_empty_only_rejected(capsys, caplog, value: str):
+    assert main(["encoders", "--time", "--only", value, "--repeats", "2"]) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"--only {value!r} names no encoder")
+    assert capsys.readouterr().out == ""
+
+
+def test_encoders_repeated_set_key_rejected(capsys, caplog):
+    sets = ["--set", "scores=edges", "--set", "scores=interval"]
+
+    assert main(["encoders", "--time", "--only", "soft-bins", *sets]) == 2
+
+    message = single_error(caplog)
+    assert message.startswith("--set scores is given twice")
+    assert "scores=edges and scores=interval" in message
+    assert capsys.readouterr().out == ""
+
+
+def test_encoders_threads_above_cores_warned(monkeypatch: pytest.MonkeyPatch, caplog):
+    import torch
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    threads = torch.get_num_threads()
+    options = ["--only", "none", "--repeats", "2", "--batch-size", "4"]
+    try:
+        assert main(["encoders", "--time", *options, "--threads", "2"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+
+    warning_lines = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+    ]
+    assert any(
+        line.startswith("--threads 2 is more than the 1 CPU cores")
+        for line in warning_lines
+    ), warning_lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from encoders import EncoderError
-from encoders.speed import format_rows, time_encoders
+from encoders.speed import format_rows, format_settings, time_encoders
 
 KEYS = {
     "encoder",
@@ -55,3 +55,21 @@ def test_unknown_encoder_raises():
 def test_too_few_repeats_raise():
     with pytest.raises(ValueError, match="n_repeats=1"):
         time_encoders(["linear"], n_repeats=1)
+
+
+def test_settings_line_defaults():
+    line = format_settings(batch_size=256, n_repeats=100, threads=4)
+
+    assert line == (
+        "Settings: batch size 256, features 8, bins 32 (meta-embeddings for "
+        "autodis), embedding size 16, torch threads 4, timed steps 100 per encoder "
+        "after 10 warm-up steps."
+    )
+
+
+def test_settings_line_lists_parameters():
+    params = {"scores": "interval", "top_k": 3}
+
+    line = format_settings(batch_size=8, n_repeats=2, threads=1, params=params)
+
+    assert line.endswith(", encoder parameters scores=interval, top_k=3.")

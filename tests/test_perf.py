@@ -203,13 +203,36 @@ def test_encoders_time_chosen_names(capsys):
         torch.set_num_threads(threads)
 
     assert status == 0
-    table = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.splitlines()
+    table = lines[lines.index("") + 1 :]
     assert [line.split(" | ")[0].strip("| ") for line in table[2:]] == [
         "none",
         "ple-quantile",
         "soft-bins",
     ]
     assert table[3].split(" | ")[3] == "1.00"
+
+
+def test_encoders_time_prints_settings(capsys):
+    threads = torch.get_num_threads()
+    arguments = ["--only", "soft-bins", "--batch-size", "8", "--repeats", "2"]
+    try:
+        status = main(
+            ["encoders", "--time", *arguments, "--threads", "1", "--set", "top_k=3"]
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+    assert status == 0
+    lines = capsys.readouterr().out.splitlines()
+    settings = lines[0]
+    assert settings.startswith("Settings: batch size 8, features 8, bins 32 ")
+    assert "embedding size 16" in settings
+    assert "torch threads 1" in settings
+    assert "timed steps 2 per encoder" in settings
+    assert settings.endswith("encoder parameters top_k=3.")
+    assert lines[1] == ""
+    assert lines[2].startswith("| encoder |")
 
 
 def test_encoders_time_sets_threads(capsys):

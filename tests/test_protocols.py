@@ -20,6 +20,7 @@ from bench.cli import _protocol, main
 from bench.config import (
     LATER_FIELD_DEFAULTS,
     PresetError,
+    builtin_presets,
     check_encoder_spaces,
     load_preset,
 )
@@ -317,6 +318,76 @@ def test_protocol_same_as_preset():
     assert _protocol(neither) == "default"
     only_preset = argparse.Namespace(protocol=None, preset="grinsztajn2022")
     assert _protocol(only_preset) == "grinsztajn2022"
+
+
+def test_protocol_help_lists_every_preset(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+
+    assert "throughput" in builtin_presets()
+    for name in builtin_presets():
+        assert name in text, name
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_empty_preset_name_rejected(value: str):
+    with pytest.raises(PresetError, match="The preset name is empty"):
+        load_preset(value)
+
+
+@pytest.mark.parametrize("name", ["absent.toml", "folder/absent"])
+def test_missing_preset_file_named(tmp_path: Path, name: str):
+    path = tmp_path / name
+
+    with pytest.raises(PresetError) as raised:
+        load_preset(str(path))
+
+    assert str(raised.value).startswith(f"Preset file {path} was not found.")
+
+
+def test_preset_folder_is_not_a_file(tmp_path: Path):
+    with pytest.raises(PresetError, match=f"Preset file {tmp_path} is not a file"):
+        load_preset(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("encoder", "line", "choice"),
+    [
+        (
+            "soft-bins",
+            'scores = { type = "categorical", choices = ["edges", "bogus"] }',
+            "'bogus'",
+        ),
+        ("autodis", 'temperature_mode = { type = "fixed", value = "hot" }', "'hot'"),
+        ("ple-quantile", 'n_bins = { type = "categorical", choices = [8, 1] }', "1"),
+    ],
+)
+def test_invalid_encoder_choice_rejected_on_load(
+    tmp_path: Path, encoder: str, line: str, choice: str
+):
+    text = preset_text("default") + f"\n[encoders.{encoder}.space]\n{line}\n"
+    path = write_preset(tmp_path, text)
+    parameter = line.split(" ")[0]
+
+    with pytest.raises(PresetError) as raised:
+        load_preset(str(path))
+
+    message = str(raised.value)
+    assert message.startswith(f"{path}: [encoders.{encoder}.space] {parameter} ")
+    assert f"the choice {choice}, which encoder {encoder} rejects" in message
+
+
+def test_valid_encoder_choices_load(tmp_path: Path):
+    text = preset_text("default") + (
+        "\n[encoders.soft-bins.space]\n"
+        'scores = { type = "categorical", choices = ["edges", "interval"] }\n'
+        'temperature_mode = { type = "fixed", value = "annealed" }\n'
+    )
+
+    preset = load_preset(str(write_preset(tmp_path, text)))
+
+    assert set(preset.encoder_spaces["soft-bins"]) == {"scores", "temperature_mode"}
 
 
 def test_published_values_file():
