@@ -577,32 +577,51 @@ class StudyRunner:
                 self.tracker.client.set_terminated(run.info.run_id, "KILLED")
 
     def _log_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """End the trial's MLflow run and log one line about the trial.
+
+        Lines count the finished (complete or pruned) trials from 1 against the
+        budget, as in ``trial 2/6``, and also name Optuna's own trial number,
+        which starts at 0 and also counts failed and dropped trials. Optuna's
+        warnings and the MLflow run name ``trial N`` use that number.
+        """
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id and trial.state in DONE_STATES:
             self.tracker.client.set_terminated(run_id, "FINISHED")
         number = sum(t.state in DONE_STATES for t in study.trials)
+        label, budget = self.spec.label, self.preset.n_trials
         if trial.state == TrialState.COMPLETE:
             logger.info(
-                "%s: trial %d/%d val RMSE %.5g (best %.5g)",
-                self.spec.label,
+                "%s: trial %d/%d (Optuna trial %d) val RMSE %.5g (best %.5g)",
+                label,
                 number,
-                self.preset.n_trials,
+                budget,
+                trial.number,
                 trial.value,
                 study.best_value,
             )
         elif trial.state == TrialState.PRUNED:
             logger.info(
-                "%s: trial %d/%d pruned", self.spec.label, number, self.preset.n_trials
+                "%s: trial %d/%d (Optuna trial %d) pruned",
+                label,
+                number,
+                budget,
+                trial.number,
             )
         elif trial.user_attrs.get("surplus"):
             logger.info(
-                "%s: trial %d dropped, the budget is full",
-                self.spec.label,
+                "%s: Optuna trial %d dropped because the budget is full",
+                label,
                 trial.number,
             )
         else:
             logger.warning(
-                "%s: trial %d %s", self.spec.label, trial.number, trial.state.name
+                "%s: Optuna trial %d ended %s and does not count, so %d/%d trials "
+                "are done",
+                label,
+                trial.number,
+                trial.state.name,
+                number,
+                budget,
             )
 
     def _loop_settings(self) -> dict[str, int]:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from types import SimpleNamespace
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState, create_trial
 from torch import Tensor, nn
 
 from bench.cli import main
+from bench.study import StudyRunner
 from encoders import registry
 from encoders.base import Encoder
 
@@ -83,3 +88,27 @@ def test_failed_pair_gets_status_row(
     assert "always-fails" in board
     assert "failed" in board
     assert "| none |" in board
+
+
+def test_trial_log_lines_name_optuna_number(caplog):
+    caplog.set_level(logging.INFO, logger="bench.study")
+    study = optuna.create_study()
+    runner = SimpleNamespace(
+        spec=SimpleNamespace(label="pair"), preset=SimpleNamespace(n_trials=4)
+    )
+    # Optuna calls the callback once per trial, right after storing it.
+    for trial in (
+        create_trial(state=TrialState.FAIL),
+        create_trial(value=0.5),
+        create_trial(state=TrialState.PRUNED),
+    ):
+        study.add_trial(trial)
+        StudyRunner._log_trial(runner, study, study.trials[-1])
+
+    records = [r for r in caplog.records if r.name == "bench.study"]
+    assert [r.getMessage() for r in records] == [
+        "pair: Optuna trial 0 ended FAIL and does not count, so 0/4 trials are done",
+        "pair: trial 1/4 (Optuna trial 1) val RMSE 0.5 (best 0.5)",
+        "pair: trial 2/4 (Optuna trial 2) pruned",
+    ]
+    assert records[0].levelno == logging.WARNING
