@@ -278,16 +278,19 @@ def preset_counts(studies: pl.DataFrame) -> list[tuple[str, str, int]]:
 
 
 def _note_mixed_presets(studies: pl.DataFrame, notes: list[str]) -> None:
-    """Add a note when the studies come from more than one preset or version."""
+    """Add a note, also logged as a warning, when the studies come from more
+    than one preset or version."""
     counts = preset_counts(studies)
     if len(counts) < 2:
         return
     parts = [f"{name} ({fingerprint}): {n}" for name, fingerprint, n in counts]
-    notes.append(
+    note = (
         "The studies come from different presets (name and fingerprint: number "
         f"of studies): {'; '.join(parts)}. Their rows are not comparable; report "
         "one preset per results folder or suite."
     )
+    notes.append(note)
+    logger.warning("%s", note)
 
 
 def _tuning_time(run: Run) -> float | None:

@@ -61,6 +61,19 @@ class ReportError(LookupError):
     """The experiment to report on does not exist."""
 
 
+# MLflow creates this experiment in every store, and no suite writes to it.
+MLFLOW_DEFAULT_EXPERIMENT = "Default"
+
+
+def suite_names(client: MlflowClient) -> list[str]:
+    """Return the sorted experiment names of the store, except MLflow's ``Default``."""
+    return sorted(
+        e.name
+        for e in client.search_experiments()
+        if e.name != MLFLOW_DEFAULT_EXPERIMENT
+    )
+
+
 def default_suite(tracking_uri: str) -> str:
     """Return the suite to report on when none is named.
 
@@ -70,8 +83,7 @@ def default_suite(tracking_uri: str) -> str:
     Raises:
         ReportError: if the store has several suites and no ``demo``, or none.
     """
-    client = MlflowClient(tracking_uri)
-    names = sorted(e.name for e in client.search_experiments() if e.name != "Default")
+    names = suite_names(MlflowClient(tracking_uri))
     if len(names) == 1:
         return names[0]
     if "demo" in names:
@@ -104,16 +116,23 @@ def build_report(
         The path of ``leaderboard.md`` and the leaderboard tables.
 
     Raises:
-        ReportError: if the experiment does not exist.
+        ReportError: if the experiment does not exist. The message lists the
+            suites in the store and is worded for ``bench report --suite``.
     """
     client = MlflowClient(tracking_uri)
     source = redact_uri(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
-        names = [e.name for e in client.search_experiments()]
+        names = suite_names(client)
+        listing = (
+            f"Suites there: {', '.join(names)}"
+            if names
+            else "The store contains no suites yet"
+        )
         raise ReportError(
-            f"No MLflow experiment named {experiment!r} at {source}; "
-            f"experiments there: {names}. Run `bench run` first or pass --suite."
+            f"No results for suite {experiment!r} at {source}, because the store "
+            f"has no MLflow experiment of that name. {listing}. Check --suite, or run "
+            f"`bench run --suite {experiment}` first."
         )
 
     results = collect_results(client, found.experiment_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import polars as pl
@@ -154,11 +155,21 @@ def test_empty_experiment(tmp_path_factory, tmp_path):
 
 def test_unknown_experiment_rejected(tmp_path_factory, tmp_path):
     store = StoreBuilder(tmp_path_factory, tmp_path)
-    with pytest.raises(ReportError, match="No MLflow experiment named 'other'"):
+    store.client.create_experiment("demo")
+
+    with pytest.raises(ReportError) as raised:
         build_report(store.uri, "other", tmp_path / "out")
 
+    message = str(raised.value)
+    assert message.startswith(f"No results for suite 'other' at {store.uri}")
+    assert "Suites there: demo, suite." in message
+    assert "Default" not in message
+    assert "Check --suite" in message
+    assert "or pass --suite" not in message
 
-def test_mixed_presets_noted(tmp_path_factory, tmp_path):
+
+def test_mixed_presets_noted(tmp_path_factory, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="reports")
     text, board, _ = build(
         tmp_path_factory,
         tmp_path,
@@ -170,6 +181,14 @@ def test_mixed_presets_noted(tmp_path_factory, tmp_path):
 
     assert len(board.presets) == 2
     assert "The studies come from different presets" in text
+    warning_lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("reports") and r.levelno == logging.WARNING
+    ]
+    assert len(warning_lines) == 1
+    assert warning_lines[0].startswith("The studies come from different presets")
+    assert "gorishniy2022 (0123abcd): 1" in warning_lines[0]
     assert "gorishniy2022 (0123abcd): 1" in text
     assert "- Preset: default (fingerprint 0123abcd, 1 study); gorishniy2022" in text
 
