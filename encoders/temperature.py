@@ -101,6 +101,13 @@ class Temperature(nn.Module):
         """Return the current temperature of every feature, shape (n_features,)."""
         return self._current_log().exp()
 
+    def log(self) -> Tensor:
+        """Return log(temperature) of every feature, shape (n_features,).
+
+        In ``learned`` mode this is the parameter itself, with no operation.
+        """
+        return self._current_log()
+
     def inverse(self) -> Tensor:
         """Return 1 / temperature, shape (n_features,), in two operations."""
         return torch.exp(-self._current_log())

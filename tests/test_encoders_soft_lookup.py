@@ -151,10 +151,10 @@ def test_interval_gradcheck_in_float64():
 
 def test_edge_gradcheck_in_float64():
     module, x = fitted_module("edges")
-    factor = torch.rand(3, 1, 1, dtype=torch.float64) + 0.5
+    log_temperature = torch.rand(3, dtype=torch.float64) - 0.5
     inputs = (
         module.positions(x[:20]).unsqueeze(-1),
-        factor.requires_grad_(),
+        log_temperature.requires_grad_(),
         module.edges.detach().clone().requires_grad_(),
         module.slopes,
         module.summing,
