@@ -16,7 +16,6 @@ import contextlib
 import enum
 import logging
 import math
-import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -910,12 +909,33 @@ class StudyRunner:
 
 
 def _aggregate(runs: list[Run]) -> dict[str, float]:
+    """Return the mean and standard deviation of each test metric over seeds.
+
+    A metric that is NaN in any seed (R² of a test set whose target is
+    constant, or a seed that diverged) gives NaN for its mean and deviation.
+    """
     summary: dict[str, float] = {"n_seeds_done": float(len(runs))}
     for name in ("test_rmse", "test_mae", "test_r2"):
         values = [r.data.metrics[name] for r in runs if name in r.data.metrics]
-        summary[f"{name}_mean"] = statistics.fmean(values) if values else math.nan
-        summary[f"{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        mean, std = mean_and_std(values)
+        summary[f"{name}_mean"] = mean
+        summary[f"{name}_std"] = std
     return summary
+
+
+def mean_and_std(values: list[float]) -> tuple[float, float]:
+    """Return the mean and the sample standard deviation of ``values``.
+
+    The deviation is 0.0 for one value, and both are NaN for none. Any NaN
+    among the values makes both NaN; `statistics.stdev` raises on NaN instead.
+    """
+    if not values:
+        return math.nan, math.nan
+    mean = math.fsum(values) / len(values)
+    if len(values) == 1:
+        return mean, 0.0
+    squares = math.fsum((value - mean) ** 2 for value in values)
+    return mean, math.sqrt(squares / (len(values) - 1))
 
 
 def _summary_of(parent: Run) -> dict[str, float]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import statistics
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,7 +15,7 @@ from optuna.trial import TrialState, create_trial
 from torch import Tensor, nn
 
 from bench.cli import main
-from bench.study import StudyRunner
+from bench.study import StudyRunner, _aggregate, mean_and_std
 from encoders import registry
 from encoders.base import Encoder
 
@@ -112,3 +114,31 @@ def test_trial_log_lines_name_optuna_number(caplog):
         "pair: trial 2/4 (Optuna trial 2) pruned",
     ]
     assert records[0].levelno == logging.WARNING
+
+
+def test_seed_summary_with_nan_metric():
+    """R² is NaN on a constant test target; the summary must not raise."""
+    runs = [
+        SimpleNamespace(data=SimpleNamespace(metrics=metrics))
+        for metrics in (
+            {"test_rmse": 1.0, "test_mae": 0.5, "test_r2": math.nan},
+            {"test_rmse": 3.0, "test_mae": 1.5, "test_r2": math.nan},
+        )
+    ]
+
+    summary = _aggregate(runs)
+
+    assert summary["n_seeds_done"] == 2.0
+    assert summary["test_rmse_mean"] == 2.0
+    assert summary["test_rmse_std"] == pytest.approx(statistics.stdev([1.0, 3.0]))
+    assert math.isnan(summary["test_r2_mean"])
+    assert math.isnan(summary["test_r2_std"])
+
+
+def test_mean_and_std_edge_counts():
+    assert mean_and_std([2.0]) == (2.0, 0.0)
+    assert all(math.isnan(value) for value in mean_and_std([]))
+    values = [0.3, 1.7, 2.2, 9.1]
+    mean, std = mean_and_std(values)
+    assert mean == pytest.approx(statistics.fmean(values))
+    assert std == pytest.approx(statistics.stdev(values))
