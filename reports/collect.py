@@ -166,6 +166,7 @@ def collect_results(
 
     selected = _select_studies(studies, current, notes)
     current = current.join(selected.select("study_key"), on="study_key", how="semi")
+    current = _drop_incomplete(selected, current, notes)
     _note_mixed_presets(selected, notes)
     skipped_runs = search_all(client, experiment_id, "tags.phase = 'skipped'")
     skipped = _skipped_frame(skipped_runs)
@@ -263,6 +264,34 @@ def _select_studies(
             "were left out in favour of the newest one with final results."
         )
     return selected.drop("has_finals").sort("openml_id", "encoder")
+
+
+def _drop_incomplete(
+    studies: pl.DataFrame, finals: pl.DataFrame, notes: list[str]
+) -> pl.DataFrame:
+    """Return ``finals`` without the runs of studies whose status is not complete.
+
+    A study that failed, was interrupted or is still running may have some of
+    its final seeds. Ranking those would compare a partial or broken cell with
+    complete ones, so their cells count as missing until the study completes.
+    """
+    incomplete = studies.filter(pl.col("status") != "complete").select(
+        "study_key", "status"
+    )
+    dropped = finals.join(incomplete, on="study_key")
+    if dropped.height == 0:
+        return finals
+    counts = dropped.group_by("status").agg(pl.col("study_key").n_unique())
+    detail = ", ".join(
+        f"{n} {status}" for status, n in counts.sort("status").iter_rows()
+    )
+    n_studies = dropped["study_key"].n_unique()
+    notes.append(
+        f"{n_studies} studies have final runs but are not complete ({detail}). "
+        f"Their {dropped.height} final runs are left out until the study "
+        "completes, and their cells count as missing."
+    )
+    return finals.join(incomplete, on="study_key", how="anti")
 
 
 def preset_counts(studies: pl.DataFrame) -> list[tuple[str, str, int]]:

@@ -34,7 +34,8 @@ def cell(board: Leaderboard, openml_id: int, encoder: str) -> dict:
     return rows.row(0, named=True)
 
 
-def test_running_study_partial_seeds(tmp_path_factory, tmp_path):
+def test_unfinished_studies_left_out(tmp_path_factory, tmp_path):
+    """A running or failed study's final runs must not enter any statistic."""
     text, board, _ = build(
         tmp_path_factory,
         tmp_path,
@@ -42,21 +43,22 @@ def test_running_study_partial_seeds(tmp_path_factory, tmp_path):
             Study("alpha", 1, "none", [1.0, 1.1]),
             Study("alpha", 1, "soft-bins", [0.8], status=None),
             Study("beta", 2, "none", [2.0, 2.1]),
+            Study("beta", 2, "soft-bins", [0.5, 0.6], status="failed"),
         ],
     )
-    running = cell(board, 1, "soft-bins")
-    assert running["status"] == "running"
-    assert running["n_seeds"] == 1
-    assert running["outcome"] == "untested"
-    assert "| 1 | soft-bins | 0.8 ± 0 |" in text
-    assert "0/0/0 (1 untested)" in text
-    missing = board.missing.row(0, named=True)
-    assert (missing["openml_id"], missing["encoder"], missing["status"]) == (
-        2,
-        "soft-bins",
-        "no study",
+
+    assert board.per_dataset.filter(pl.col("encoder") == "soft-bins").height == 0
+    assert board.n_final_runs == 4
+    missing = {
+        (row["openml_id"], row["encoder"]): row["status"]
+        for row in board.missing.iter_rows(named=True)
+    }
+    assert missing == {(1, "soft-bins"): "running", (2, "soft-bins"): "failed"}
+    assert "2 of 4 (dataset, encoder) cells are missing (1 failed, 1 running)" in text
+    assert (
+        "2 studies have final runs but are not complete (1 failed, 1 running)" in text
     )
-    assert "1 of 4 (dataset, encoder) cells are missing (1 no study)" in text
+    assert "Their 3 final runs are left out" in text
 
 
 def test_complete_study_without_finals(tmp_path_factory, tmp_path):
