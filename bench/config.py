@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -315,6 +316,50 @@ def _check_values(preset: Preset, origin: str) -> None:
             f"{origin}: [backbone.space] must define {sorted(required)}; it lacks "
             f"{sorted(required - set(preset.backbone_space))}."
         )
+    _check_backbone_ranges(preset.backbone_space, origin)
+
+
+# Valid values of the backbone parameters: the range as text and a test of one
+# value. `bench.model.MLP` needs at least one block of at least one unit, and
+# nn.Dropout a probability in [0, 1]. Dropout 1 is excluded because it zeroes
+# every hidden unit. AdamW rejects a negative learning rate or weight decay,
+# and a learning rate of 0 never trains.
+BACKBONE_RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
+    "n_blocks": ("an integer >= 1", lambda v: v >= 1 and float(v).is_integer()),
+    "d_block": ("an integer >= 1", lambda v: v >= 1 and float(v).is_integer()),
+    "dropout": ("0 <= dropout < 1", lambda v: 0 <= v < 1),
+    "lr": ("lr > 0", lambda v: v > 0),
+    "weight_decay": ("weight_decay >= 0", lambda v: v >= 0),
+}
+
+
+def _check_backbone_ranges(space: dict[str, BaseDistribution], origin: str) -> None:
+    """Raise `PresetError` if a backbone distribution can draw an invalid value.
+
+    Int and float distributions are checked at both ends, categorical and
+    fixed ones at every choice.
+    """
+    for parameter, (valid, is_valid) in BACKBONE_RANGES.items():
+        for label, value in _distribution_values(space[parameter]):
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (is_number and is_valid(value)):
+                raise PresetError(
+                    f"{origin}: [backbone.space] {parameter} has the {label} "
+                    f"{value!r}, outside the valid range ({valid}). Change the "
+                    "range to lie within it."
+                )
+
+
+def _distribution_values(distribution: BaseDistribution) -> list[tuple[str, Any]]:
+    """Return the values of ``distribution`` that a range check needs, labelled.
+
+    The ends of an int or float range, or each choice of a categorical one.
+    """
+    if isinstance(distribution, IntDistribution | FloatDistribution):
+        return [("low end", distribution.low), ("high end", distribution.high)]
+    if isinstance(distribution, CategoricalDistribution):
+        return [("choice", choice) for choice in distribution.choices]
+    return []
 
 
 def _check_fractions(preset: Preset, origin: str) -> None:
@@ -444,13 +489,15 @@ def check_encoder_spaces(preset: Preset, encoders: dict[str, Any]) -> None:
 def check_encoder_choices(
     preset: Preset, encoders: dict[str, type[Encoder]], origin: str
 ) -> None:
-    """Raise `PresetError` if a categorical or fixed choice of an encoder's space
-    fails that encoder's own parameter check.
+    """Raise `PresetError` if a value of an encoder's space fails that encoder's
+    own parameter check.
 
-    Each choice is checked alone: the encoder is constructed from its defaults
-    with that one value replaced, so its ``check_params`` runs without fitting
-    anything. Encoders and parameters that the encoders do not know are left
-    to `check_encoder_spaces`, and so is an encoder whose defaults alone fail
+    The values checked are each choice of a categorical or fixed parameter and
+    the low and high ends of an int or float range. Each value is checked
+    alone: the encoder is constructed from its defaults with that one value
+    replaced, so its ``check_params`` runs without fitting anything. Encoders
+    and parameters that the encoders do not know are left to
+    `check_encoder_spaces`, and so is an encoder whose defaults alone fail
     its check (a plug-in may leave tuned parameters without defaults).
 
     Args:
@@ -467,15 +514,15 @@ def check_encoder_choices(
         for parameter, distribution in space.items():
             if parameter not in accepted:
                 continue
-            if not isinstance(distribution, CategoricalDistribution):
-                continue
-            for choice in distribution.choices:
+            # NOTE: only the ends of a range are checked, so a check that
+            # rejects values inside a range (say, odd numbers) is not caught.
+            for label, value in _distribution_values(distribution):
                 try:
-                    cls(**{**cls.defaults(), parameter: choice})
+                    cls(**{**cls.defaults(), parameter: value})
                 except EncoderError as error:
                     raise PresetError(
                         f"{origin}: [encoders.{name}.space] {parameter} has the "
-                        f"choice {choice!r}, which encoder {name} rejects: {error}"
+                        f"{label} {value!r}, which encoder {name} rejects: {error}"
                     ) from None
 
 

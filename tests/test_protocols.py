@@ -575,3 +575,107 @@ def test_grinsztajn_resamples_small_test(tmp_path: Path, mirror: Path):
 
     board = (results / "reports" / "grinsztajn336" / "leaderboard.md").read_text()
     assert "mean test R² per dataset" in board
+
+
+@pytest.mark.parametrize(
+    ("parameter", "line", "value", "valid"),
+    [
+        (
+            "dropout",
+            '{ type = "float", low = 0.0, high = 1.5 }',
+            "high end 1.5",
+            "0 <=",
+        ),
+        ("dropout", '{ type = "fixed", value = 1.0 }', "choice 1.0", "dropout < 1"),
+        ("dropout", '{ type = "float", low = -0.1, high = 0.5 }', "low end -0.1", "<"),
+        ("n_blocks", '{ type = "int", low = 0, high = 4 }', "low end 0", ">= 1"),
+        ("d_block", '{ type = "categorical", choices = [64, 0] }', "choice 0", ">= 1"),
+        ("d_block", '{ type = "fixed", value = 64.5 }', "choice 64.5", "integer"),
+        ("lr", '{ type = "fixed", value = 0.0 }', "choice 0.0", "lr > 0"),
+        ("weight_decay", '{ type = "fixed", value = -1.0 }', "choice -1.0", ">= 0"),
+    ],
+)
+def test_backbone_range_rejected_on_load(
+    tmp_path: Path, parameter: str, line: str, value: str, valid: str
+):
+    text = small_backbone(preset_text("default"))
+    start = text.index(f"\n{parameter} = ") + 1
+    end = text.index("\n", start)
+    path = write_preset(tmp_path, text[:start] + f"{parameter} = {line}" + text[end:])
+
+    with pytest.raises(PresetError) as raised:
+        load_preset(str(path))
+
+    message = str(raised.value)
+    assert message.startswith(f"{path}: [backbone.space] {parameter} has the {value}")
+    assert "outside the valid range" in message
+    assert valid in message
+
+
+def test_backbone_edge_values_load(tmp_path: Path):
+    text = small_backbone(preset_text("default")).replace(
+        'dropout = { type = "fixed", value = 0.0 }',
+        'dropout = { type = "float", low = 0.0, high = 0.99 }',
+    )
+
+    preset = load_preset(str(write_preset(tmp_path, text)))
+
+    assert preset.backbone_space["dropout"].high == 0.99
+    assert preset.backbone_space["n_blocks"].low == 1
+
+
+@pytest.mark.parametrize(
+    ("encoder", "line", "value", "valid"),
+    [
+        (
+            "soft-bins",
+            'n_bins = { type = "int", low = 1, high = 1 }',
+            "low end 1",
+            ">= 2",
+        ),
+        (
+            "soft-bins",
+            'n_bins = { type = "int", low = 1, high = 64 }',
+            "low end 1",
+            ">= 2",
+        ),
+        (
+            "autodis",
+            'temperature = { type = "float", low = 0.0, high = 1.0 }',
+            "low end 0.0",
+            "> 0",
+        ),
+        (
+            "plr",
+            'd_embedding = { type = "int", low = 0, high = 8 }',
+            "low end 0",
+            ">= 1",
+        ),
+    ],
+)
+def test_encoder_range_end_rejected_on_load(
+    tmp_path: Path, encoder: str, line: str, value: str, valid: str
+):
+    text = preset_text("default") + f"\n[encoders.{encoder}.space]\n{line}\n"
+    path = write_preset(tmp_path, text)
+    parameter = line.split(" ")[0]
+
+    with pytest.raises(PresetError) as raised:
+        load_preset(str(path))
+
+    message = str(raised.value)
+    assert message.startswith(f"{path}: [encoders.{encoder}.space] {parameter} ")
+    assert f"the {value}, which encoder {encoder} rejects" in message
+    assert valid in message
+
+
+def test_valid_encoder_ranges_load(tmp_path: Path):
+    text = preset_text("default") + (
+        "\n[encoders.soft-bins.space]\n"
+        'n_bins = { type = "int", low = 2, high = 8 }\n'
+        'temperature = { type = "float", low = 0.01, high = 1.0, log = true }\n'
+    )
+
+    preset = load_preset(str(write_preset(tmp_path, text)))
+
+    assert preset.encoder_spaces["soft-bins"]["n_bins"].low == 2
