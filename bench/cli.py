@@ -4,9 +4,12 @@ suites."""
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -31,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     try:
+        _check_blank_values(args)
         return args.handler(args)
     except BrokenPipeError:
         # The reader went away (for example `bench encoders | head`).
@@ -81,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_slurm(run)
     _add_common(run)
     _add_data(run)
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=_run, command="run")
 
     _add_reproduce(commands)
 
@@ -100,11 +104,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     fetch.add_argument(
         "--out",
-        type=Path,
+        type=_path_value,
         help="also write a mirror folder (Parquet files and MANIFEST.toml) here",
     )
     _add_data(fetch)
-    fetch.set_defaults(handler=_fetch)
+    fetch.set_defaults(handler=_fetch, command="fetch")
 
     report = commands.add_parser("report", help="build the leaderboard from MLflow")
     report.add_argument(
@@ -113,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
         "in the store, else demo)",
     )
     report.add_argument(
-        "--out", type=Path, help="output folder (default: RESULTS/reports/SUITE)"
+        "--out", type=_path_value, help="output folder (default: RESULTS/reports/SUITE)"
     )
     report.add_argument(
         "--normalized-score",
@@ -123,15 +127,17 @@ def _parser() -> argparse.ArgumentParser:
         "(default) or mean test R² (the definition of Grinsztajn et al. 2022)",
     )
     _add_common(report)
-    report.set_defaults(handler=_report)
+    report.set_defaults(handler=_report, command="report")
 
     ui = commands.add_parser("ui", help="open the MLflow UI on 127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.add_argument(
+        "--port", type=int, default=5000, help="TCP port, 1-65535 (default 5000)"
+    )
     ui.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
     )
     _add_common(ui)
-    ui.set_defaults(handler=_ui)
+    ui.set_defaults(handler=_ui, command="ui")
 
     encoders = commands.add_parser("encoders", help="list the available encoders")
     encoders.add_argument(
@@ -141,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
         "fixed batch and print its settings and a Markdown table",
     )
     _add_timing(encoders)
-    encoders.set_defaults(handler=_encoders)
+    encoders.set_defaults(handler=_encoders, command="encoders")
 
     perf = commands.add_parser(
         "perf",
@@ -150,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     perf.add_argument(
         "--out",
-        type=Path,
+        type=_path_value,
         default=DEFAULT_RESULTS / "perf",
         help="folder for perf.md and perf.json (default: results/perf)",
     )
@@ -205,10 +211,10 @@ def _parser() -> argparse.ArgumentParser:
         "--compile", action="store_true", help="add a training row with torch.compile"
     )
     _add_data(perf)
-    perf.set_defaults(handler=_perf)
+    perf.set_defaults(handler=_perf, command="perf")
 
     suites = commands.add_parser("suites", help="list the built-in suites")
-    suites.set_defaults(handler=_suites)
+    suites.set_defaults(handler=_suites, command="suites")
     return parser
 
 
@@ -357,13 +363,13 @@ def _add_reproduce(commands: argparse._SubParsersAction) -> None:
     _add_selection(reproduce, "comma-separated encoder names")
     reproduce.add_argument(
         "--out",
-        type=Path,
+        type=_path_value,
         help="Markdown file of the comparison (default: "
         "RESULTS/reports/reproduce-PROTOCOL.md)",
     )
     _add_common(reproduce)
     _add_data(reproduce)
-    reproduce.set_defaults(handler=_reproduce)
+    reproduce.set_defaults(handler=_reproduce, command="reproduce")
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -375,7 +381,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--results",
-        type=Path,
+        type=_path_value,
         default=DEFAULT_RESULTS,
         help="results folder holding mlflow.db, optuna.db, "
         "artifacts and reports (default: ./results)",
@@ -460,18 +466,18 @@ def _add_slurm(parser: argparse.ArgumentParser) -> None:
 def _add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mirror",
-        type=Path,
+        type=_path_value,
         help="mirror folder of Parquet datasets with MANIFEST.toml "
         "(default: $BENCH_MIRROR)",
     )
     parser.add_argument(
         "--cache",
-        type=Path,
+        type=_path_value,
         help="Parquet cache of loaded datasets (default: "
         "$BENCH_CACHE, else ~/.cache/encoder-bench)",
     )
     parser.add_argument(
-        "--openml-cache", type=Path, help="root cache folder of openml-python"
+        "--openml-cache", type=_path_value, help="root cache folder of openml-python"
     )
     parser.add_argument(
         "--offline", action="store_true", help="never contact the OpenML server"
@@ -694,8 +700,20 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
+    """Run the MLflow UI until it is stopped; return the exit status.
+
+    Raises:
+        ValueError: if --port is outside 1-65535, or the address cannot be bound.
+        LookupError: if the results store does not exist.
+    """
+    if not 1 <= args.port <= MAX_PORT:
+        raise ValueError(
+            f"--port {args.port} is invalid; use a TCP port from 1 to {MAX_PORT}, "
+            "or leave --port out to use 5000."
+        )
     uri = _tracking_uri(args)
     _check_store_exists(uri, args)
+    _check_port_free(args.host, args.port)
     command = [
         sys.executable,
         "-m",
@@ -713,8 +731,88 @@ def _ui(args: argparse.Namespace) -> int:
     logger.info(
         "MLflow UI on http://%s:%d for %s (Ctrl-C stops it)", args.host, args.port, uri
     )
-    os.execvp(command[0], command)
-    return 0  # not reached: execvp replaces the process
+    return _serve(command)
+
+
+MAX_PORT = 65535
+# Seconds that `_serve` waits for a stopped server to exit before killing it.
+SERVER_STOP_TIMEOUT = 10.0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Raise `ValueError` unless a TCP server could bind ``host``:``port`` now.
+
+    The socket is closed again at once, so another process may still take the
+    port before the server binds it. `_serve` reports that case as the server
+    exiting early.
+    """
+    try:
+        addresses = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as error:
+        raise ValueError(
+            f"--host {host} is invalid: {error.strerror}. Give an address of this "
+            "machine, such as 127.0.0.1."
+        ) from None
+    family, kind, protocol, _, address = addresses[0]
+    with socket.socket(family, kind, protocol) as probe:
+        # The server sets SO_REUSEADDR too, so a port whose old connections
+        # are in TIME_WAIT counts as free, as it does for the server.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ValueError(
+                    f"--port {port} is already in use on {host}. Stop the process "
+                    "that listens there, or give a free --port."
+                ) from None
+            raise ValueError(
+                f"--host {host} --port {port} cannot be bound: {error.strerror}. "
+                "Give an address of this machine and a free port."
+            ) from None
+
+
+def _serve(command: list[str]) -> int:
+    """Run a server ``command`` until Ctrl-C or SIGTERM; return the exit status.
+
+    A server runs until it is stopped, so a server process that exits by
+    itself has failed, whatever its exit status: ``mlflow ui`` (MLflow 3.x)
+    exits with 0 even when its web server cannot bind the port. Then the error
+    is logged and 1 returned. Ctrl-C and SIGTERM stop the server and return 0.
+    """
+    process = subprocess.Popen(command)
+    try:
+        with _sigterm_as_interrupt():
+            status = process.wait()
+    except KeyboardInterrupt as interrupt:
+        _stop(process)
+        logger.info("MLflow UI stopped by %s", str(interrupt) or "SIGINT")
+        return 0
+    logger.error(
+        "The MLflow UI server exited by itself with status %d; its output above "
+        "says why. Fix that and run `bench ui` again.",
+        status,
+    )
+    return 1
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Terminate ``process`` and wait for it, killing it after a timeout."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=SERVER_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        logger.warning(
+            "The MLflow UI server (pid %d) did not stop within %.0f s of SIGTERM; "
+            "killing it",
+            process.pid,
+            SERVER_STOP_TIMEOUT,
+        )
+        process.kill()
+        process.wait()
 
 
 def _encoders(args: argparse.Namespace) -> int:
@@ -883,6 +981,86 @@ def _suites(args: argparse.Namespace) -> int:
 
 def _split_list(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _path_value(text: str) -> Path | str:
+    """Convert a path option's value to a `Path`, but return a blank value as
+    the string itself.
+
+    ``Path("")`` is the current folder, so converting a blank value would hide
+    it from `_check_blank_values`, which rejects the strings left here.
+    """
+    if not text.strip():
+        return text
+    return Path(text)
+
+
+# Hints for blank option values (the value to give instead), by option
+# destination. A blank value would otherwise select a default silently (every
+# dataset, every encoder, the current folder). --protocol, --preset and --only
+# have checks of their own.
+BLANK_VALUE_HINTS: dict[str, str] = {
+    "suite": "Give a built-in suite (see `bench suites`) or the path of a suite "
+    ".toml file, or leave --suite out to use the default suite.",
+    "encoders": "Give comma-separated encoder names (see `bench encoders`), or "
+    "leave --encoders out to use the suite's list.",
+    "datasets": "Give comma-separated OpenML ids of the suite, or leave "
+    "--datasets out to use every dataset of the suite.",
+    "device": "Give auto, cpu, cuda or cuda:N, or leave --device out to use auto.",
+    "storage": "Give an Optuna storage URL or journal:PATH, or leave --storage "
+    "out to use sqlite in the results folder.",
+    "results": "Give the path of a results folder, or leave --results out to "
+    "use ./results.",
+    "tracking_uri": "Give an MLflow tracking URI, or leave --tracking-uri out to "
+    "use $MLFLOW_TRACKING_URI, else sqlite:///RESULTS/mlflow.db.",
+    "mirror": "Give the path of a mirror folder, or leave --mirror out to use "
+    "$BENCH_MIRROR.",
+    "cache": "Give the path of a cache folder, or leave --cache out to use "
+    "$BENCH_CACHE, else ~/.cache/encoder-bench.",
+    "openml_cache": "Give the path of a folder, or leave --openml-cache out to "
+    "use the default cache of openml-python.",
+    "partition": "Give a Slurm partition, or leave --partition out to use the "
+    "cluster's default.",
+    "host": "Give an address to bind, or leave --host out to use 127.0.0.1.",
+    "sections": "Give comma-separated measurements (training, encoders, data, "
+    "seeds), or leave --sections out to run all four.",
+}
+# --out means something else in each command, so its hint is by command.
+BLANK_OUT_HINTS: dict[str, str] = {
+    "fetch": "Give the path of a mirror folder to write, or leave --out out to "
+    "fill only the cache.",
+    "report": "Give the path of a folder, or leave --out out to use "
+    "RESULTS/reports/SUITE.",
+    "reproduce": "Give the path of a Markdown file, or leave --out out to use "
+    "RESULTS/reports/reproduce-PROTOCOL.md.",
+    "perf": "Give the path of a folder, or leave --out out to use results/perf.",
+}
+# Options that take comma-separated items; a value with no item, such as ",",
+# counts as blank.
+LIST_OPTIONS = ("encoders", "datasets", "sections")
+
+
+def _check_blank_values(args: argparse.Namespace) -> None:
+    """Raise `ValueError` if an option of `BLANK_VALUE_HINTS` or --out is blank.
+
+    Path options arrive as strings only when blank (see `_path_value`), and
+    list options count as blank when they contain no item.
+    """
+    hints = dict(BLANK_VALUE_HINTS)
+    command = getattr(args, "command", None)
+    if command in BLANK_OUT_HINTS:
+        hints["out"] = BLANK_OUT_HINTS[command]
+    for dest, hint in hints.items():
+        value = getattr(args, dest, None)
+        if not isinstance(value, str):
+            continue
+        if dest in LIST_OPTIONS:
+            blank = not _split_list(value)
+        else:
+            blank = not value.strip()
+        if blank:
+            option = "--" + dest.replace("_", "-")
+            raise ValueError(f"{option} {value!r} is empty. {hint}")
 
 
 def _dataset_ids(text: str | None, suite: Suite) -> list[int] | None:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -11,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.exceptions import ExperimentalWarning
 
-from bench.cli import _parser, main
+from bench.cli import _parser, _serve, main
 from bench.storage import open_storage
 
 DEMO_IDS = "507, 688, 41021"
@@ -494,3 +499,167 @@ def test_encoders_threads_above_cores_warned(monkeypatch: pytest.MonkeyPatch, ca
         line.startswith("--threads 2 is more than the 1 CPU cores")
         for line in warning_lines
     ), warning_lines
+
+
+BLANK_RUN_CASES = [
+    ("--datasets", ""),
+    ("--datasets", ","),
+    ("--encoders", ""),
+    ("--encoders", " , "),
+    ("--results", ""),
+    ("--results", "  "),
+    ("--suite", ""),
+    ("--device", ""),
+    ("--storage", ""),
+    ("--tracking-uri", ""),
+    ("--mirror", ""),
+    ("--cache", ""),
+    ("--openml-cache", ""),
+    ("--partition", ""),
+]
+
+
+@pytest.mark.parametrize(("option", "value"), BLANK_RUN_CASES)
+def test_run_blank_option_rejected(
+    tmp_path: Path,
+    mirror: Path,
+    caplog,
+    monkeypatch: pytest.MonkeyPatch,
+    option: str,
+    value: str,
+):
+    # A blank path used to mean the current folder, so run in an empty one.
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    results = tmp_path / "results"
+    args = run_args(results, mirror, "--datasets", "41021", option, value)
+
+    assert main(args) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"{option} {value!r} is empty. Give ")
+    assert f"leave {option} out" in message
+    assert not results.exists()
+    assert list(workdir.iterdir()) == []
+
+
+BLANK_OTHER_CASES = [
+    ("report", "--out", "RESULTS/reports/SUITE"),
+    ("report", "--suite", "the default suite"),
+    ("report", "--results", "./results"),
+    ("report", "--tracking-uri", "MLFLOW_TRACKING_URI"),
+    ("reproduce", "--out", "reproduce-PROTOCOL.md"),
+    ("reproduce", "--encoders", "the suite's list"),
+    ("reproduce", "--datasets", "every dataset of the suite"),
+    ("reproduce", "--results", "./results"),
+    ("fetch", "--out", "fill only the cache"),
+    ("fetch", "--datasets", "every dataset of the suite"),
+    ("fetch", "--suite", "the default suite"),
+    ("fetch", "--cache", "BENCH_CACHE"),
+    ("ui", "--results", "./results"),
+    ("ui", "--host", "127.0.0.1"),
+    ("perf", "--out", "results/perf"),
+    ("perf", "--sections", "all four"),
+]
+
+
+@pytest.mark.parametrize(("command", "option", "default"), BLANK_OTHER_CASES)
+def test_blank_option_rejected_in_every_command(
+    tmp_path: Path,
+    mirror: Path,
+    caplog,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    option: str,
+    default: str,
+):
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    results = tmp_path / "results"
+    value = "," if option in ("--encoders", "--datasets", "--sections") else ""
+    args = [command]
+    if command in ("reproduce", "fetch", "perf"):
+        args += ["--mirror", str(mirror)]
+    # The results store is missing, so `ui` and `report` stop before serving
+    # or reading anything even if the blank value were accepted.
+    if command in ("report", "reproduce", "ui") and option != "--results":
+        args += ["--results", str(results)]
+    args += [option, value]
+
+    assert main(args) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"{option} {value!r} is empty. Give ")
+    assert f"leave {option} out" in message
+    assert default in message
+    assert list(workdir.iterdir()) == []
+    assert not results.exists()
+
+
+def test_ui_port_out_of_range_rejected(tmp_path: Path, caplog):
+    results = tmp_path / "results"
+    make_store(results)
+
+    for port in ("0", "99999", "-1"):
+        caplog.clear()
+
+        assert main(["ui", "--results", str(results), "--port", port]) == 2
+
+        message = single_error(caplog)
+        assert message.startswith(f"--port {port} is invalid")
+        assert "from 1 to 65535" in message
+
+
+def test_ui_port_in_use_rejected(tmp_path: Path):
+    results = tmp_path / "results"
+    make_store(results)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # A subprocess, because a `bench ui` that starts a server would
+        # replace or block this process.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.cli", "ui", "--results", str(results)]
+            + ["--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            output, _ = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    assert process.returncode == 2, output
+    assert f"--port {port} is already in use on 127.0.0.1" in output
+    assert "give a free --port" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("code", ["raise SystemExit(0)", "raise SystemExit(3)"])
+def test_ui_server_exit_is_failure(caplog, code: str):
+    # `mlflow ui` exits with 0 even when its web server fails, so any exit
+    # that `bench ui` did not cause counts as a failure.
+    assert _serve([sys.executable, "-c", code]) == 1
+
+    message = single_error(caplog)
+    assert "exited by itself with status" in message
+
+
+def test_ui_server_stopped_by_sigterm(caplog):
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        status = _serve([sys.executable, "-c", "import time; time.sleep(30)"])
+    finally:
+        timer.cancel()
+
+    assert status == 0
+    assert error_lines(caplog) == []
