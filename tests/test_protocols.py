@@ -351,6 +351,23 @@ def test_preset_folder_is_not_a_file(tmp_path: Path):
         load_preset(str(tmp_path))
 
 
+def encoder_space_error(tmp_path: Path, encoder: str, line: str) -> str:
+    """Load the default preset plus one encoder space line; return the error.
+
+    Asserts that the message starts with the file, the table and the parameter.
+    """
+    text = preset_text("default") + f"\n[encoders.{encoder}.space]\n{line}\n"
+    path = write_preset(tmp_path, text)
+    parameter = line.split(" ")[0]
+
+    with pytest.raises(PresetError) as raised:
+        load_preset(str(path))
+
+    message = str(raised.value)
+    assert message.startswith(f"{path}: [encoders.{encoder}.space] {parameter} ")
+    return message
+
+
 @pytest.mark.parametrize(
     ("encoder", "line", "choice"),
     [
@@ -366,15 +383,8 @@ def test_preset_folder_is_not_a_file(tmp_path: Path):
 def test_invalid_encoder_choice_rejected_on_load(
     tmp_path: Path, encoder: str, line: str, choice: str
 ):
-    text = preset_text("default") + f"\n[encoders.{encoder}.space]\n{line}\n"
-    path = write_preset(tmp_path, text)
-    parameter = line.split(" ")[0]
+    message = encoder_space_error(tmp_path, encoder, line)
 
-    with pytest.raises(PresetError) as raised:
-        load_preset(str(path))
-
-    message = str(raised.value)
-    assert message.startswith(f"{path}: [encoders.{encoder}.space] {parameter} ")
     assert f"the choice {choice}, which encoder {encoder} rejects" in message
 
 
@@ -656,15 +666,8 @@ def test_backbone_edge_values_load(tmp_path: Path):
 def test_encoder_range_end_rejected_on_load(
     tmp_path: Path, encoder: str, line: str, value: str, valid: str
 ):
-    text = preset_text("default") + f"\n[encoders.{encoder}.space]\n{line}\n"
-    path = write_preset(tmp_path, text)
-    parameter = line.split(" ")[0]
+    message = encoder_space_error(tmp_path, encoder, line)
 
-    with pytest.raises(PresetError) as raised:
-        load_preset(str(path))
-
-    message = str(raised.value)
-    assert message.startswith(f"{path}: [encoders.{encoder}.space] {parameter} ")
     assert f"the {value}, which encoder {encoder} rejects" in message
     assert valid in message
 
