@@ -7,7 +7,7 @@ import torch
 from rtdl_num_embeddings import PiecewiseLinearEncoding
 from torch.func import functional_call, stack_module_state, vmap
 
-from encoders import get_encoder
+from encoders import get_encoder, soft_bins
 from encoders.soft_bins import (
     EdgeSoftBinEmbeddings,
     SoftBinEmbeddings,
@@ -127,6 +127,36 @@ def test_output_and_gradients_match_autograd(scores, params):
         gradients(module, ours), gradients(module, reference), strict=True
     ):
         assert torch.allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def graph_names(output: torch.Tensor) -> set[str]:
+    """Names of the autograd nodes that ``output`` was computed through."""
+    names, stack = set(), [output.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node.name() not in names:
+            names.add(node.name())
+            stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("scores", SCORES)
+def test_plain_twin_matches_general_path(scores, monkeypatch):
+    """Outside torch.func transforms the twin runs, with the same results."""
+    module, x = fitted_module(scores)
+    function = "_EdgeLookup" if scores == "edges" else "_SoftLookup"
+
+    plain = module(x)
+    monkeypatch.setattr(soft_bins, "_transforms_active", None)
+    general = module(x)
+
+    assert f"{function}PlainBackward" in graph_names(plain)
+    assert f"{function}Backward" in graph_names(general)
+    assert torch.equal(plain, general)
+    for got, expected in zip(
+        gradients(module, plain), gradients(module, general), strict=True
+    ):
+        assert torch.equal(got, expected)
 
 
 def test_interval_gradcheck_in_float64():
