@@ -454,29 +454,33 @@ class EdgeSoftBinEmbeddings(_SoftBins):
     def _init_scores(self, bins: list[Tensor]) -> None:
         lower, upper, valid = padded_edges(bins)
         n_bins = lower.shape[1]
+        first = torch.stack([edges[0] for edges in bins]).float()
         last = torch.stack([edges[-1] for edges in bins]).float()
-        # The fitted grid: left edges and 1 / width of every bin, and the
-        # interior edges that `torch.searchsorted` finds a value's bin in.
+        # The fitted grid: left edges and 1 / width of every bin, (n, 1, n_bins).
+        # Padded bins have 1 / width 0, so that they add nothing to a position.
         grid_lower = torch.where(valid, lower, last[:, None])
         inverse = torch.where(valid, 1 / (upper - lower), torch.zeros_like(lower))
         counts = valid.sum(dim=1).float()
-        self.register_buffer("centres", counts / 2)
-        self.register_buffer("grid_lower", grid_lower)
-        self.register_buffer("grid_inverse_widths", inverse)
-        # Position of each bin's left edge, minus the centre.
-        self.register_buffer("grid_start", torch.arange(n_bins) - counts[:, None] / 2)
-        self.register_buffer("grid_interior", grid_lower[:, 1:].contiguous())
-        self.register_buffer("lowest", -self.centres[:, None])
-        self.register_buffer("highest", self.centres[:, None])
+        self.register_buffer("centres", counts.unsqueeze(1) / 2)
+        self.register_buffer("grid_lower", grid_lower.unsqueeze(1))
+        self.register_buffer("grid_inverse_widths", inverse.unsqueeze(1))
+        self.register_buffer("lowest", first.view(-1, 1, 1))
+        self.register_buffer("highest", last.view(-1, 1, 1))
 
         position = torch.arange(1, n_bins).float().expand(len(bins), -1)
         position = torch.minimum(position, counts[:, None])
-        self.edges = nn.Parameter(position - self.centres[:, None])
+        self.edges = nn.Parameter(position - self.centres)
         self.register_buffer("slopes", torch.arange(n_bins) - (n_bins - 1) / 2)
         self.register_buffer("summing", offset_matrix(n_bins))
 
     def positions(self, x: Tensor) -> Tensor:
         """Return each value's position in the fitted bins, minus the centre.
+
+        The position is the sum of PLE's encoding: each bin adds the fraction
+        of its width that lies left of the value, clamped to [0, 1]. On the CPU
+        these four operations on (n_features, batch, n_bins) cost less than
+        `torch.searchsorted` and three gathers on (n_features, batch), most so
+        with one thread and large batches.
 
         Args:
             x: Values, shape (batch, n_features), in the input's units.
@@ -485,14 +489,12 @@ class EdgeSoftBinEmbeddings(_SoftBins):
             Shape (n_features, batch): ``m + (x - e_m) / (e_{m+1} - e_m) - K / 2``
             for x clamped to the span and lying in bin m of K.
         """
-        values = x.detach().T.contiguous()
-        index = torch.searchsorted(self.grid_interior, values)
-        lower = self.grid_lower.gather(1, index)
-        inverse = self.grid_inverse_widths.gather(1, index)
-        start = self.grid_start.gather(1, index)
-        # Values outside the span extend the first or last bin; clamp them.
-        position = torch.addcmul(start, values - lower, inverse)
-        return torch.clamp(position, self.lowest, self.highest)
+        # Clamped first, because a padded bin multiplies its distance by 0, and
+        # an infinite distance would give NaN.
+        values = torch.clamp(x.detach().T.unsqueeze(-1), self.lowest, self.highest)
+        fractions = torch.sub(values, self.grid_lower).mul_(self.grid_inverse_widths)
+        position = fractions.clamp_(0, 1).sum(-1)
+        return position.sub_(self.centres)
 
     def learned_edges(self) -> Tensor:
         """Return the interior edges in the input's units, (n_features, n_bins - 1).
@@ -501,12 +503,12 @@ class EdgeSoftBinEmbeddings(_SoftBins):
         m + f (0 <= f < 1) lies a fraction f into fitted bin m.
         """
         with torch.no_grad():
-            counts = (2 * self.centres).long()[:, None]
-            position = self.edges + self.centres[:, None]
+            counts = (2 * self.centres).long()
+            position = self.edges + self.centres
             index = torch.minimum(position.floor().long().clamp_min(0), counts - 1)
             fraction = position - index
-            lower = self.grid_lower.gather(1, index)
-            inverse = self.grid_inverse_widths.gather(1, index)
+            lower = self.grid_lower[:, 0].gather(1, index)
+            inverse = self.grid_inverse_widths[:, 0].gather(1, index)
             return lower + fraction / inverse
 
     def _lookup(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from rtdl_num_embeddings import PiecewiseLinearEncoding
@@ -203,7 +205,8 @@ def test_positions_equal_ple_sums():
     """PLE gives 1 per bin left of x and the fraction of x's bin: its position."""
     module, x = fitted_module("edges")
     bins = [edges.double() for edges in get_fitted_bins()]
-    x = torch.cat([x, torch.tensor([[-1e12, 1e12, 1e12], [1e12, -1e12, 0.0]])])
+    far = [[-1e12, 1e12, 1e12], [1e12, -1e12, 0.0], [-math.inf, math.inf, math.inf]]
+    x = torch.cat([x, torch.tensor(far, dtype=x.dtype)])
     inside = torch.stack(
         [x[:, j].clamp(edges[0], edges[-1]) for j, edges in enumerate(bins)], dim=1
     )
