@@ -49,10 +49,10 @@ Each score function runs as one autograd function with a hand-written
 backward pass (`_EdgeLookup`, `_SoftLookup`), tested against plain autograd.
 
 NOTE: at 32 bins and batch 256 on a 2-core CPU, one forward + backward step
-with edge scores still costs 1.4 to 1.6 times that of ``ple-quantile``, and 1.7
-times with one thread (`bench encoders --time`). It runs four batched matrix
-products and an exp per bin, and PLE runs two products. A fused kernel would
-be needed to go lower.
+with edge scores costs 1.34 to 1.42 times that of ``ple-quantile`` timed as a
+pair, 1.43 to 1.58 times in the table of all encoders, and 1.53 times with one
+thread (`bench encoders --time`, docs/benchmarks.md). It runs an exp per bin
+and four batched matrix products, and PLE runs two products.
 
 Search space: ``n_bins`` integer 2-128 and ``d_embedding`` integer 8-32 (the
 PLE ranges, so that both are compared at the same sizes), ``temperature``
@@ -129,7 +129,7 @@ class _LookupFunction(torch.autograd.Function):
     though: it binds the arguments to the signature of ``forward`` on every
     call, and runs ``setup_context`` as a separate Python call. In an A/B
     timing of soft-bin training steps on the CPU, that was 0.11 to 0.15 ms of
-    0.9 to 1.15 ms. Each subclass therefore gets a twin in the older style,
+    0.98 to 1.15 ms at batch 256. Each subclass therefore gets a twin in the older style,
     whose ``forward`` takes ``ctx`` and runs the subclass's ``forward`` and
     ``setup_context``, and `apply` calls the twin unless a transform is active.
     Both share ``backward``, so they compute the same values.
