@@ -277,7 +277,7 @@ class StudyRunner:
         self.sampler_offset = sampler_offset
         self.outcome: PairOutcome | None = None
         self.space = search_space(preset, spec.encoder)
-        self.study_key = fingerprint(
+        self.study_key = self._study_key(
             {
                 "openml_id": spec.openml_id,
                 "encoder": spec.encoder.name,
@@ -301,6 +301,41 @@ class StudyRunner:
         self._attempts = 0
         self._tuning_logged = False
         self._best_logged = ""
+
+    def _study_key(self, fields: dict[str, Any]) -> str:
+        """Return the key of the study: a hash of ``fields`` and the experiment.
+
+        The experiment is part of the key, so a suite under another name (a
+        copied suite file) tunes and trains its own studies instead of finding
+        those of the first suite complete. Studies keyed from ``fields`` alone,
+        before the experiment was part of the key, keep that key while their
+        parent run is in this experiment, so that their runs resume.
+        """
+        key = fingerprint({**fields, "experiment_id": self.experiment_id})
+        older = fingerprint(fields)
+        if self._parent_experiment(older) == self.experiment_id:
+            return older
+        return key
+
+    def _parent_experiment(self, study_key: str) -> str | None:
+        """Return the experiment of the parent run recorded for ``study_key``.
+
+        None if the storage has no ledger for that key, or the ledger records
+        no parent, or the run no longer exists. Creates nothing.
+        """
+        name = study_key + LEDGER_SUFFIX
+        try:
+            self.storage.get_study_id_from_name(name)
+        except KeyError:
+            return None
+        ledger = Ledger(self.storage, name, self.worker, self.leases)
+        run_id = ledger.recorded({"kind": "parent"})
+        if run_id is None:
+            return None
+        try:
+            return self.tracker.client.get_run(run_id).info.experiment_id
+        except MlflowException:
+            return None
 
     def run(self) -> PairOutcome:
         """Tune, train the final seeds, and summarize on the parent run.
