@@ -37,6 +37,7 @@ from optuna.trial import TrialState
 from bench.attention import bin_weight_profile
 from bench.claims import (
     HEARTBEAT_ATTR,
+    RETRY_ATTR,
     Claim,
     Heartbeat,
     LeaseSettings,
@@ -44,6 +45,7 @@ from bench.claims import (
     WorkerIdentity,
     end_dead_trials,
     owner_attrs,
+    retry_trial,
     within_budget,
 )
 from bench.config import Preset
@@ -511,7 +513,7 @@ class StudyRunner:
         self._attempts += 1
         try:
             study.optimize(
-                lambda trial: self._objective(trial, parent),
+                lambda trial: self._interruptible_objective(trial, parent),
                 n_trials=1,
                 catch=(Exception,),
                 callbacks=[self._log_trial],
@@ -521,6 +523,20 @@ class StudyRunner:
             # the trial's run is ended when the runs are reconciled.
             logger.warning("%s: %s", self.spec.label, error)
         return StepResult.WORKED
+
+    def _interruptible_objective(self, trial: optuna.Trial, parent: Run) -> float:
+        """Run `_objective`; queue the trial's parameters again if interrupted.
+
+        Optuna marks an interrupted trial FAIL. Without the retry, the resumed
+        study would draw a new configuration in its place, and the results would
+        depend on when the run was stopped.
+        """
+        try:
+            return self._objective(trial, parent)
+        except KeyboardInterrupt:
+            if trial.params:
+                retry_trial(trial.study, trial.study.trials[trial.number])
+            raise
 
     def _objective(self, trial: optuna.Trial, parent: Run) -> float:
         # Name the owner first: until then, other workers cannot tell whether
@@ -562,7 +578,8 @@ class StudyRunner:
                     self.spec.encoder,
                     params,
                     self.spec.data,
-                    seed=trial.number,
+                    # A retried trial trains with the seed of the trial it repeats.
+                    seed=trial.user_attrs.get(RETRY_ATTR, [trial.number])[0],
                     callbacks=[pruning],
                     **self._loop_settings(),
                 )

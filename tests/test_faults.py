@@ -19,6 +19,7 @@ from cluster_checks import check_exactly_once, tuning_studies
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from bench.claims import RETRY_ATTR
 from bench.study import LEDGER_SUFFIX
 
 pytestmark = pytest.mark.slow
@@ -187,7 +188,10 @@ def test_signal_fails_trial_then_resumes(tmp_path: Path, mirror: Path, signum):
     storage = f"sqlite:///{results / 'optuna.db'}"
     tracking = f"sqlite:///{results / 'mlflow.db'}"
     (study,) = tuning_studies(storage)
-    assert [t.state for t in study.trials] == [TrialState.FAIL]
+    interrupted, queued = study.trials
+    assert interrupted.state == TrialState.FAIL
+    assert queued.state == TrialState.WAITING
+    assert queued.user_attrs[RETRY_ATTR] == [interrupted.number]
     client = MlflowClient(tracking)
     experiment = client.get_experiment_by_name("demo")
     runs = client.search_runs([experiment.experiment_id], "tags.phase = 'trial'")
@@ -197,6 +201,11 @@ def test_signal_fails_trial_then_resumes(tmp_path: Path, mirror: Path, signum):
     finished = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
     check_exactly_once(storage, tracking, "demo", studies=1, trials=1, seeds=1)
+    (study,) = tuning_studies(storage)
+    retried = study.trials[1]
+    assert retried.state == TrialState.COMPLETE
+    assert retried.params == interrupted.params
+    assert retried.user_attrs[RETRY_ATTR] == [interrupted.number]
 
 
 def test_concurrent_runs_share_results(tmp_path: Path, mirror: Path):
