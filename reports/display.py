@@ -182,10 +182,9 @@ def skipped_table(board: Leaderboard) -> Table:
 def _dataset_row(r: dict, baseline: str) -> list[Cell]:
     rank = r["rank"]
     rank_text = str(int(rank)) if float(rank).is_integer() else f"{rank:.1f}"
-    rmse = Cell(
-        f"{number(r['rmse_mean']).text} ± {number(r['rmse_std'], 2).text}",
-        r["rmse_mean"],
-    )
+    # One seed has no spread, so the cell shows the mean alone.
+    spread = f" ± {number(r['rmse_std'], 2).text}" if r["n_seeds"] > 1 else ""
+    rmse = Cell(f"{number(r['rmse_mean']).text}{spread}", r["rmse_mean"])
     return [
         Cell(rank_text, rank),
         Cell(r["encoder"]),

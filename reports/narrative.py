@@ -74,7 +74,8 @@ def method_lines(board: Leaderboard) -> list[str]:
     return [
         *_preset_lines(board),
         "Test RMSE, MAE and R² are in the target's original units, mean ± sample "
-        "standard deviation over final seeds of the study's best configuration.",
+        "standard deviation over final seeds of the study's best configuration "
+        "(the mean alone for one seed).",
         "Rank: 1 is the lowest mean test RMSE on a dataset; tied means share the "
         "average rank. Average rank is over the datasets where an encoder has "
         "results.",

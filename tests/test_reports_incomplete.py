@@ -257,3 +257,19 @@ def test_results_of_one_preset(tmp_path_factory, tmp_path):
     assert every.studies["openml_id"].to_list() == [1, 2]
     assert second.studies["openml_id"].to_list() == [2]
     assert second.finals["openml_id"].unique().to_list() == [2]
+
+
+def test_one_seed_shows_mean_alone(tmp_path_factory, tmp_path):
+    text, _, _ = build(
+        tmp_path_factory,
+        tmp_path,
+        [
+            Study("alpha", 1, "none", [1.0, 1.2]),
+            Study("alpha", 1, "soft-bins", [0.8]),
+        ],
+    )
+
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    (single,) = [row for row in rows if "| soft-bins | 0.8 |" in row]
+    assert "±" not in single
+    assert [row for row in rows if "| none | 1.1 ± 0.14 |" in row]
