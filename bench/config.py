@@ -69,7 +69,8 @@ class Preset:
     # How final seeds train: "auto", True (as one vectorized model) or False
     # (one after another); see `bench.vectorized.resolve_vectorized`.
     vectorized_seeds: bool | str = "auto"
-    # Suite that `bench run` uses when no --suite is given; None means demo.
+    # Suite that `bench run` uses when no --suite is given: a name, or a path
+    # that a preset file gives relative to itself. None means demo.
     suite: str | None = None
 
     def with_budget(
@@ -173,7 +174,21 @@ def load_preset(name_or_path: str = "default") -> Preset:
     from encoders import available_encoders
 
     check_encoder_choices(preset, available_encoders(), origin)
+    if _looks_like_path(name_or_path):
+        preset = _suite_beside(preset, Path(name_or_path).resolve().parent)
     return preset
+
+
+def _suite_beside(preset: Preset, folder: Path) -> Preset:
+    """Return ``preset`` with a relative suite path made relative to ``folder``.
+
+    A preset file names its suite file from where it lies, so the suite is
+    found whatever the current folder is.
+    """
+    suite = preset.suite
+    if suite is None or not _looks_like_path(suite) or Path(suite).is_absolute():
+        return preset
+    return dataclasses.replace(preset, suite=str(folder / suite))
 
 
 def _looks_like_path(value: str) -> bool:

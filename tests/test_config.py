@@ -34,6 +34,22 @@ def test_protocol_presets_name_their_suite():
     assert load_preset("default").suite is None
 
 
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [("suites/mine.toml", "SUB/suites/mine.toml"), ("demo", "demo")],
+)
+def test_preset_suite_path_beside_preset(tmp_path, monkeypatch, written, expected):
+    text = (Path(__file__).parents[1] / "bench/presets/default.toml").read_text()
+    text = text.replace('name = "default"\n', f'name = "mine"\nsuite = "{written}"\n')
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mine.toml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+
+    preset = load_preset("sub/mine.toml")
+
+    assert preset.suite == expected.replace("SUB", str(tmp_path / "sub"))
+
+
 def test_suite_left_out_of_fingerprint():
     preset = load_preset("gorishniy2022")
     other = dataclasses.replace(preset, suite="demo")
