@@ -85,6 +85,11 @@ def check_storage_url(url: str, workers: int) -> None:
         path = Path(url[len(JOURNAL_PREFIX) :])
         if not path.name:
             raise ValueError(f"--storage {url}: give a file after 'journal:'.")
+        if path.parent.exists() and not path.parent.is_dir():
+            raise ValueError(
+                f"--storage {url}: {path.parent} is a file, not a folder; give a "
+                "file path inside a folder."
+            )
         if not path.parent.is_dir():
             raise ValueError(
                 f"--storage {url}: folder {path.parent} does not exist; create it "

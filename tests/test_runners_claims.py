@@ -248,8 +248,11 @@ def test_default_storage_follows_workers(tmp_path: Path):
 
 
 def test_storage_url_errors_name_fix(tmp_path: Path):
-    with pytest.raises(ValueError, match="journal:"):
+    with pytest.raises(ValueError, match="does not exist; create it"):
         check_storage_url(f"journal:{tmp_path / 'missing' / 'x.journal'}", 2)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ValueError, match="file is a file, not a folder"):
+        check_storage_url(f"journal:{tmp_path / 'file' / 'x.journal'}", 2)
     with pytest.raises(ValueError, match="postgresql://"):
         check_storage_url("optuna.db", 1)
     with pytest.raises(ValueError, match="pip install nosuchdriver"):
