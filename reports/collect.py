@@ -168,6 +168,7 @@ def collect_results(
     current = current.join(selected.select("study_key"), on="study_key", how="semi")
     current = _drop_incomplete(selected, current, notes)
     _note_mixed_presets(selected, notes)
+    _note_mixed_budgets(selected, current, notes)
     skipped_runs = search_all(client, experiment_id, "tags.phase = 'skipped'")
     skipped = _skipped_frame(skipped_runs)
     logger.info(
@@ -320,6 +321,35 @@ def _note_mixed_presets(studies: pl.DataFrame, notes: list[str]) -> None:
     )
     notes.append(note)
     logger.warning("%s", note)
+
+
+def _note_mixed_budgets(
+    studies: pl.DataFrame, finals: pl.DataFrame, notes: list[str]
+) -> None:
+    """Add a note, also logged as a warning, when the counted studies finished
+    different numbers of trials or counted different numbers of final seeds."""
+    seeds = finals.group_by("study_key").len("n_seeds")
+    counted = studies.join(seeds, on="study_key")
+    for column, noun in (("n_trials_done", "trial"), ("n_seeds", "final seed")):
+        counts = counted.group_by(column).len().drop_nulls(column).sort(column)
+        if counts.height < 2:
+            continue
+        parts = [
+            f"{_plural(n, 'study', 'studies')} with {_plural(int(value), noun)}"
+            for value, n in counts.iter_rows()
+        ]
+        note = (
+            f"The studies differ in their budget: {', '.join(parts)}. An encoder "
+            "with a smaller budget may rank lower for that reason alone; rerun "
+            "with the same --trials and --seeds to compare them."
+        )
+        notes.append(note)
+        logger.warning("%s", note)
+
+
+def _plural(count: int, singular: str, plural: str | None = None) -> str:
+    """Return ``count`` and the noun, as in ``1 trial`` or ``2 trials``."""
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
 
 
 def _tuning_time(run: Run) -> float | None:

@@ -273,3 +273,26 @@ def test_one_seed_shows_mean_alone(tmp_path_factory, tmp_path):
     (single,) = [row for row in rows if "| soft-bins | 0.8 |" in row]
     assert "±" not in single
     assert [row for row in rows if "| none | 1.1 ± 0.14 |" in row]
+
+
+def test_mixed_budgets_noted(tmp_path_factory, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        text, board, _ = build(
+            tmp_path_factory,
+            tmp_path,
+            [
+                Study("alpha", 1, "none", [1.0, 1.2, 1.1]),
+                Study("alpha", 1, "soft-bins", [0.8]),
+                Study("beta", 2, "none", [2.0, 2.1, 2.2]),
+            ],
+        )
+
+    note = (
+        "The studies differ in their budget: 1 study with 1 final seed, 2 studies "
+        "with 3 final seeds."
+    )
+    assert note in " ".join(board.notes)
+    assert note in caplog.text
+    assert note in " ".join(text.split())
+    # Every study of the fixture finished 2 trials.
+    assert not [n for n in board.notes if " trials" in n]
