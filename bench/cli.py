@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tasks import Suite
+    from tasks import DataSources, Suite
 
 logger = logging.getLogger("bench")
 
@@ -375,6 +375,11 @@ def _add_reproduce(commands: argparse._SubParsersAction) -> None:
 def _reproduce(args: argparse.Namespace) -> int:
     from bench.reproduce_cli import reproduce
 
+    _check_folder(args.results, "--results")
+    # The comparison is written after every study, so check its path first.
+    if args.out is not None:
+        _check_output_file(args.out, "--out")
+    _check_tracking_uri(_tracking_uri(args), args)
     return reproduce(args, _protocol(args, default="gorishniy2022"))
 
 
@@ -573,9 +578,10 @@ def _run(args: argparse.Namespace) -> int:
     from bench.claims import LeaseSettings
     from bench.config import load_preset
     from bench.pipeline import RunOptions, run_suite
-    from tasks import DataSources, load_suite
+    from tasks import load_suite
 
     _check_folder(args.results, "--results")
+    _check_tracking_uri(_tracking_uri(args), args)
     preset = load_preset(_protocol(args)).with_budget(
         n_trials=args.trials, n_seeds=args.seeds, max_epochs=args.max_epochs
     )
@@ -591,12 +597,7 @@ def _run(args: argparse.Namespace) -> int:
     datasets = _dataset_ids(args.datasets, suite)
     options = RunOptions(
         results=args.results,
-        sources=DataSources.from_env(
-            mirror=args.mirror,
-            cache_dir=args.cache,
-            openml_cache=args.openml_cache,
-            offline=args.offline,
-        ),
+        sources=_data_sources(args),
         encoders=encoders,
         dataset_ids=datasets,
         tracking_uri=args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"),
@@ -657,16 +658,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def _fetch(args: argparse.Namespace) -> int:
     from bench.fetch import fetch_suite
-    from tasks import DataSources, load_suite
+    from tasks import load_suite
 
+    if args.out is not None:
+        _check_folder(args.out, "--out")
     suite = load_suite(args.suite)
     datasets = _dataset_ids(args.datasets, suite)
-    sources = DataSources.from_env(
-        mirror=args.mirror,
-        cache_dir=args.cache,
-        openml_cache=args.openml_cache,
-        offline=args.offline,
-    )
+    sources = _data_sources(args)
     fetched = fetch_suite(suite, sources, datasets, args.out)
     failed = [r for r in fetched if r.error]
     for result in fetched:
@@ -689,8 +687,9 @@ def _report(args: argparse.Namespace) -> int:
 
     _check_folder(args.results, "--results")
     uri = _tracking_uri(args)
-    check_reachable(uri)
     _check_store_exists(uri, args)
+    _check_tracking_uri(uri, args)
+    check_reachable(uri)
     suite = args.suite or default_suite(uri)
     out = args.out or args.results / "reports" / suite
     _check_folder(out, "--out")
@@ -713,6 +712,7 @@ def _ui(args: argparse.Namespace) -> int:
         )
     uri = _tracking_uri(args)
     _check_store_exists(uri, args)
+    _check_tracking_uri(uri, args)
     _check_port_free(args.host, args.port)
     command = [
         sys.executable,
@@ -853,13 +853,24 @@ def _time_encoders(args: argparse.Namespace) -> int:
     """
     import torch
 
-    from encoders.speed import MIN_REPEATS, format_rows, format_settings, time_encoders
+    from encoders.speed import (
+        MAX_BATCH_SIZE,
+        MIN_REPEATS,
+        format_rows,
+        format_settings,
+        time_encoders,
+    )
 
     batch_size = TIMING_BATCH_SIZE if args.batch_size is None else args.batch_size
     repeats = TIMING_REPEATS if args.repeats is None else args.repeats
-    for option, value in (("--batch-size", batch_size), ("--threads", args.threads)):
-        if value is not None and value < 1:
-            raise ValueError(f"{option} {value} is invalid; use an integer >= 1.")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(
+            f"--batch-size {batch_size} is invalid; use an integer from 1 to "
+            f"{MAX_BATCH_SIZE}, because the timed batch, its gradients and every "
+            "encoder's output stay in memory together."
+        )
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads {args.threads} is invalid; use an integer >= 1.")
     if repeats < MIN_REPEATS:
         raise ValueError(
             f"--repeats {repeats} is invalid. Use an integer >= {MIN_REPEATS}, "
@@ -936,8 +947,8 @@ def _parameter_values(items: list[str]) -> dict[str, Any]:
 
 def _perf(args: argparse.Namespace) -> int:
     from bench.perf import PerfSettings, format_report, run_perf, write_report
-    from tasks import DataSources
 
+    _check_folder(args.out, "--out")
     settings = PerfSettings(
         dataset=args.dataset,
         device=args.device,
@@ -956,13 +967,7 @@ def _perf(args: argparse.Namespace) -> int:
         compile=args.compile,
         sections=tuple(_split_list(args.sections)),
     )
-    sources = DataSources.from_env(
-        mirror=args.mirror,
-        cache_dir=args.cache,
-        openml_cache=args.openml_cache,
-        offline=args.offline,
-    )
-    report = run_perf(settings, sources)
+    report = run_perf(settings, _data_sources(args))
     markdown, data = write_report(report, args.out)
     sys.stdout.write(format_report(report) + "\n")
     logger.info("Wrote %s and %s", markdown, data)
@@ -1090,20 +1095,97 @@ def _dataset_ids(text: str | None, suite: Suite) -> list[int] | None:
     return [int(v) for v in values]
 
 
-def _check_folder(path: Path, option: str) -> None:
+def _check_folder(
+    path: Path,
+    option: str,
+    fix: str = "Pass the path of a folder (it is created if missing).",
+) -> None:
     """Raise `ValueError` if ``path`` or a parent of it is an existing file.
 
     Creating the folder (or writing into it) would then fail with an OS error.
+    The message names ``option`` and the path, and ends with ``fix``.
     """
+    blocker = _nearest_file(path)
+    if blocker is not None:
+        raise ValueError(
+            f"{option} {path} is invalid: {blocker} is a file, not a folder. {fix}"
+        )
+
+
+def _nearest_file(path: Path) -> Path | None:
+    """Return ``path`` or its nearest existing parent if that is not a folder."""
     for candidate in (path, *path.parents):
-        if not candidate.exists():
-            continue
-        if not candidate.is_dir():
-            raise ValueError(
-                f"{option} {path} is invalid: {candidate} is a file, not a folder. "
-                "Pass the path of a folder (it is created if missing)."
-            )
-        return
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def _check_output_file(path: Path, option: str) -> None:
+    """Raise `ValueError` if no file can be written at ``path``.
+
+    That is the case when ``path`` is a folder or a parent of it is a file.
+    Missing parent folders are fine, because the writer creates them.
+    """
+    if path.is_dir():
+        raise ValueError(
+            f"{option} {path} is invalid: it is a folder, not a file. Pass the path "
+            "of a file (its folder is created if missing)."
+        )
+    blocker = _nearest_file(path.parent)
+    if blocker is not None:
+        raise ValueError(
+            f"{option} {path} is invalid: {blocker} is a file, not a folder. Pass a "
+            "file path whose parent folders are folders or do not exist yet."
+        )
+
+
+def _data_sources(args: argparse.Namespace) -> DataSources:
+    """Return the dataset sources of --mirror, --cache, --openml-cache, --offline.
+
+    Raises:
+        ValueError: if the mirror is not a folder, or the cache folder or
+            --openml-cache is a file or lies below one.
+    """
+    from tasks import DataSources
+    from tasks.loader import CACHE_ENV
+
+    sources = DataSources.from_env(
+        mirror=args.mirror,
+        cache_dir=args.cache,
+        openml_cache=args.openml_cache,
+        offline=args.offline,
+    )
+    if args.cache is not None:
+        origin = "--cache"
+    elif os.environ.get(CACHE_ENV):
+        origin = CACHE_ENV
+    else:
+        origin = "The default dataset cache"
+    fix = (
+        f"Pass the path of a folder with --cache or {CACHE_ENV} (it is created "
+        "if missing)."
+    )
+    _check_folder(sources.cache_dir, origin, fix)
+    if args.openml_cache is not None:
+        _check_folder(args.openml_cache, "--openml-cache")
+    return sources
+
+
+def _check_tracking_uri(uri: str, args: argparse.Namespace) -> None:
+    """Raise `ValueError` if the tracking URI of a command is not accepted.
+
+    The message names where ``uri`` came from: --tracking-uri,
+    MLFLOW_TRACKING_URI or the default store in --results.
+    """
+    from bench.tracking import check_tracking_uri
+
+    if args.tracking_uri:
+        origin = "--tracking-uri"
+    elif os.environ.get("MLFLOW_TRACKING_URI"):
+        origin = "MLFLOW_TRACKING_URI"
+    else:
+        origin = f"The default tracking URI of --results {args.results}"
+    check_tracking_uri(uri, origin)
 
 
 def _check_store_exists(uri: str, args: argparse.Namespace) -> None:
@@ -1115,7 +1197,8 @@ def _check_store_exists(uri: str, args: argparse.Namespace) -> None:
     if not uri.startswith("sqlite:///"):
         return
     path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
-    if path.is_file():
+    # A folder or a text file at the path is reported by `_check_tracking_uri`.
+    if path.exists():
         return
     if args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
         raise LookupError(

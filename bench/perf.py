@@ -51,7 +51,8 @@ from bench.training import DeviceData, build_model, train_model
 from bench.vectorized import train_seeds
 from encoders import get_encoder
 from encoders.speed import format_rows, time_encoders
-from tasks import DataSources, load_dataset
+from tasks import DatasetError, DataSources, load_dataset
+from tasks.mirror import Mirror
 from tasks.suites import SuiteEntry
 
 logger = logging.getLogger(__name__)
@@ -530,6 +531,8 @@ def run_perf(settings: PerfSettings, sources: DataSources) -> PerfReport:
         machine=machine_info(device), settings=dataclasses.asdict(settings)
     )
     needs_training_data = {"training", "seeds"} & set(settings.sections)
+    if needs_training_data or "data" in settings.sections:
+        check_dataset(settings.dataset, sources)
     data = None
     if needs_training_data:
         data = prepare_data(settings, sources, device, settings.train_rows)
@@ -549,6 +552,34 @@ def run_perf(settings: PerfSettings, sources: DataSources) -> PerfReport:
         os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     )
     return report
+
+
+def check_dataset(openml_id: int, sources: DataSources) -> None:
+    """Load the measured dataset once, which also fills the cache.
+
+    Raises:
+        ValueError: if no source has the dataset or it is unusable. The message
+            names --dataset and lists the ids in the mirror.
+    """
+    try:
+        load_dataset(openml_id, sources)
+    except DatasetError as error:
+        raise ValueError(
+            f"--dataset {openml_id} could not be loaded: {error} "
+            f"{_mirror_ids(sources)}`bench suites` lists the ids of every "
+            "built-in suite."
+        ) from None
+
+
+def _mirror_ids(sources: DataSources) -> str:
+    """Return a sentence that lists the dataset ids in the mirror, if any."""
+    if sources.mirror is None:
+        return ""
+    try:
+        ids = sorted(Mirror(sources.mirror).entries)
+    except DatasetError:
+        return ""
+    return f"The mirror {sources.mirror} has the ids {', '.join(map(str, ids))}. "
 
 
 def goal_rows(report: PerfReport) -> list[dict[str, Any]]:

@@ -27,11 +27,12 @@ DEFAULT_BUDGET = {"trials": 4, "seeds": 2, "max_epochs": 10}
 def reproduce(args: argparse.Namespace, protocol: str) -> int:
     """Run ``protocol`` on the suite of its published results and print the
     comparison; return the exit status (1 when a study failed or nothing ran)."""
+    from bench.cli import _data_sources, _dataset_ids
     from bench.config import load_preset
     from bench.pipeline import RunOptions, run_suite
     from bench.reproduce import compare, load_published, our_results, render_markdown
     from bench.tracking import local_tracking_uri
-    from tasks import DataSources, load_suite
+    from tasks import load_suite
 
     budget = {"trials": args.trials, "seeds": args.seeds, "max_epochs": args.max_epochs}
     budget_options = [
@@ -47,6 +48,7 @@ def reproduce(args: argparse.Namespace, protocol: str) -> int:
         )
     preset = load_preset(protocol)
     published = load_published(preset.name)
+    out = args.out or args.results / "reports" / f"reproduce-{preset.name}.md"
     notes = _edited_copy_notes(protocol, preset)
     for note in notes:
         logger.warning("%s", note)
@@ -62,7 +64,7 @@ def reproduce(args: argparse.Namespace, protocol: str) -> int:
         )
     suite = load_suite(published.suite)
     encoders = _split(args.encoders) or list(suite.encoders) or ["none"]
-    datasets = [int(i) for i in _split(args.datasets)] or None
+    datasets = _dataset_ids(args.datasets, suite)
     tracking_uri = (
         args.tracking_uri
         or os.environ.get("MLFLOW_TRACKING_URI")
@@ -70,12 +72,7 @@ def reproduce(args: argparse.Namespace, protocol: str) -> int:
     )
     options = RunOptions(
         results=args.results,
-        sources=DataSources.from_env(
-            mirror=args.mirror,
-            cache_dir=args.cache,
-            openml_cache=args.openml_cache,
-            offline=args.offline,
-        ),
+        sources=_data_sources(args),
         encoders=encoders,
         dataset_ids=datasets,
         tracking_uri=tracking_uri,
@@ -96,7 +93,6 @@ def reproduce(args: argparse.Namespace, protocol: str) -> int:
         "the full protocol)."
     )
     markdown = render_markdown(rows, published, budget, notes)
-    out = args.out or args.results / "reports" / f"reproduce-{preset.name}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown)
     sys.stdout.write(markdown)

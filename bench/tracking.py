@@ -37,8 +37,128 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def local_tracking_uri(results: Path) -> str:
-    """Return the default tracking URI: a SQLite store inside ``results``."""
+    """Return the default tracking URI: an SQLite store inside ``results``."""
     return f"sqlite:///{(results / 'mlflow.db').resolve()}"
+
+
+# The first 16 bytes of every SQLite 3 database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+# URI schemes of MLflow's database stores. A driver name may follow a "+", as
+# in postgresql+psycopg://.
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+SERVER_SCHEMES = ("http", "https", "databricks")
+ACCEPTED_FORMS = (
+    "Accepted forms: sqlite:///PATH (an SQLite file), http://HOST:PORT or "
+    "https://HOST:PORT (a tracking server), postgresql://USER@HOST:PORT/DB, "
+    "mysql://... or mssql://... (a database), and file:///PATH (a folder "
+    "store, which MLflow 3.17 accepts only with MLFLOW_ALLOW_FILE_STORE=true)."
+)
+
+
+def check_tracking_uri(tracking_uri: str, origin: str = "--tracking-uri") -> None:
+    """Raise `ValueError` if ``tracking_uri`` is not a form that `bench` accepts.
+
+    MLflow reports these URIs with a traceback from inside its client, so this
+    check runs before any client opens the store. A bare path is rejected too,
+    although MLflow would read it as a file store, because it is more often a
+    SQLite file written without sqlite:///.
+
+    Args:
+        tracking_uri: The URI to check.
+        origin: Where the URI came from (an option or an environment
+            variable), named in the message.
+
+    Raises:
+        ValueError: if the URI is a bare path, has an unknown scheme, names a
+            SQLite file that is a folder or not an SQLite database, or is a
+            file store that this MLflow version rejects.
+    """
+    url = urlparse(tracking_uri)
+    scheme = url.scheme.lower().split("+", 1)[0]
+    prefix = f"{origin} {tracking_uri} is invalid"
+    if tracking_uri == "databricks":
+        return
+    # A one-letter scheme is a Windows drive letter, as in C:/mlruns.
+    if len(scheme) <= 1:
+        raise ValueError(f"{prefix}: it is a path, not a URI. {ACCEPTED_FORMS}")
+    if scheme == "sqlite":
+        _check_sqlite_file(tracking_uri, prefix)
+    elif scheme == "file":
+        _check_file_store_allowed(prefix)
+    elif scheme in SERVER_SCHEMES:
+        if scheme != "databricks" and not url.hostname:
+            raise ValueError(f"{prefix}: it names no host. {ACCEPTED_FORMS}")
+    elif scheme not in DATABASE_SCHEMES:
+        raise ValueError(
+            f"{prefix}: MLflow has no tracking store for the scheme "
+            f"{url.scheme}://. {ACCEPTED_FORMS}"
+        )
+
+
+def _check_sqlite_file(tracking_uri: str, prefix: str) -> None:
+    """Raise `ValueError` if the SQLite file of a URI cannot be a database.
+
+    A missing file is accepted, because MLflow creates it and its missing
+    folders, unless a parent is a file. An empty file is accepted too, because
+    SQLite treats it as an empty database.
+    """
+    text = tracking_uri.split("://", 1)[1].split("?", 1)[0]
+    if text in ("", "/", "/:memory:"):
+        return
+    # sqlite:///relative/path and sqlite:////absolute/path, as in SQLAlchemy.
+    path = Path(text.removeprefix("/"))
+    if path.is_dir():
+        raise ValueError(
+            f"{prefix}: {path} is a folder, not an SQLite file. Give the path of "
+            f"its database file, such as sqlite:///{path / 'mlflow.db'}. "
+            f"{ACCEPTED_FORMS}"
+        )
+    if not path.exists():
+        _check_parent_folders(path, prefix)
+        return
+    with path.open("rb") as file:
+        header = file.read(len(SQLITE_HEADER))
+    if header and header != SQLITE_HEADER:
+        raise ValueError(
+            f"{prefix}: {path} is not an SQLite database (its first bytes are not "
+            "the SQLite header). Give the path of an MLflow SQLite store, or of a "
+            f"file that does not exist yet, which MLflow creates. {ACCEPTED_FORMS}"
+        )
+
+
+def _check_parent_folders(path: Path, prefix: str) -> None:
+    """Raise `ValueError` if the nearest existing parent of ``path`` is a file.
+
+    MLflow creates missing parent folders of an SQLite file, but not below a file.
+    """
+    for parent in path.parents:
+        if not parent.exists():
+            continue
+        if not parent.is_dir():
+            raise ValueError(
+                f"{prefix}: {parent} is a file, not a folder, so the SQLite file "
+                f"{path} cannot be created. Give a path inside a folder. "
+                f"{ACCEPTED_FORMS}"
+            )
+        return
+
+
+def _check_file_store_allowed(prefix: str) -> None:
+    """Raise `ValueError` if this MLflow version rejects file stores.
+
+    MLflow 3.17 raises for a file store unless MLFLOW_ALLOW_FILE_STORE is true.
+    NOTE: versions without that variable are assumed to accept file stores.
+    """
+    from mlflow import environment_variables
+
+    allowed = getattr(environment_variables, "MLFLOW_ALLOW_FILE_STORE", None)
+    if allowed is None or allowed.get():
+        return
+    raise ValueError(
+        f"{prefix}: MLflow keeps file stores in maintenance mode and rejects them "
+        "unless MLFLOW_ALLOW_FILE_STORE=true. Use sqlite:///PATH/mlflow.db "
+        f"instead, or set that variable to keep a file store. {ACCEPTED_FORMS}"
+    )
 
 
 def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
@@ -46,8 +166,14 @@ def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
 
     MLflow's client retries an unreachable server for minutes; this check fails
     in at most ``timeout_s`` seconds, before any training starts. Local stores
-    (SQLite, file paths) need no check.
+    (SQLite, file paths) need no connection, but every URI is first checked by
+    `check_tracking_uri`.
+
+    Raises:
+        ValueError: if `check_tracking_uri` rejects the URI.
+        ConnectionError: if an HTTP server does not accept a connection.
     """
+    check_tracking_uri(tracking_uri, "Tracking URI")
     url = urlparse(tracking_uri)
     if url.scheme not in ("http", "https"):
         return

@@ -24,6 +24,7 @@ too, so a user can copy one and edit it.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,15 @@ TARGET_INVERSES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "log1p": np.expm1,
     "log": np.exp,
 }
+
+
+# A suite's name is a folder name under the results folder (reports/NAME) and
+# an MLflow experiment name, so it may contain only these characters.
+SUITE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+SUITE_NAME_CHARACTERS = (
+    "letters A-Z and a-z, digits, '.', '_' and '-', starting with a letter or "
+    "digit, with no '..'"
+)
 
 
 class SuiteError(ValueError):
@@ -151,7 +161,7 @@ def _parse(document: dict, origin: str) -> Suite:
         raise SuiteError(f"{origin}: OpenML ids listed twice: {duplicates}.")
 
     return Suite(
-        name=str(document.get("name") or Path(origin).stem),
+        name=_suite_name(document, origin),
         description=str(document.get("description", "")),
         datasets=tuple(entries),
         encoders=tuple(document.get("encoders", ())),
@@ -159,6 +169,31 @@ def _parse(document: dict, origin: str) -> Suite:
 
 
 DATASET_KEYS = {"openml_id", "name", "target", "target_transform"}
+
+
+def _suite_name(document: dict, origin: str) -> str:
+    """Return the suite's ``name`` field, else the file's stem.
+
+    Raises:
+        SuiteError: if the name is not a safe folder name (see
+            `SUITE_NAME_PATTERN`), because the report folder
+            ``RESULTS/reports/NAME`` would otherwise lie outside the results
+            folder or fail to be created.
+    """
+    if document.get("name"):
+        name = str(document["name"])
+        source = f"the field name = {name!r}"
+        fix = "Change the name field"
+    else:
+        name = Path(origin).stem
+        source = f"the suite name {name!r} (the file name, as name is not set)"
+        fix = "Set the name field"
+    if SUITE_NAME_PATTERN.fullmatch(name) and ".." not in name:
+        return name
+    raise SuiteError(
+        f"{origin}: {source} is invalid, because the name becomes a folder "
+        f"under the results folder. {fix} to use only {SUITE_NAME_CHARACTERS}."
+    )
 
 
 def invert_target_transform(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -22,25 +23,17 @@ from bench.storage import open_storage
 DEMO_IDS = "507, 688, 41021"
 
 
+# One study at the smallest budget, on the CPU.
+CHEAP = ["--encoders", "none", "--trials", "1", "--seeds", "1", "--max-epochs", "1"]
+CHEAP += ["--device", "cpu"]
+
+
 def run_args(results: Path, mirror: Path | None, *extra: str) -> list[str]:
     """Return `bench run` arguments for one cheap study of the demo suite."""
     args = ["run", "--suite", "demo", "--results", str(results)]
     if mirror is not None:
         args += ["--mirror", str(mirror)]
-    return [
-        *args,
-        "--encoders",
-        "none",
-        "--trials",
-        "1",
-        "--seeds",
-        "1",
-        "--max-epochs",
-        "1",
-        "--device",
-        "cpu",
-        *extra,
-    ]
+    return [*args, *CHEAP, *extra]
 
 
 def error_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -663,3 +656,298 @@ def test_ui_server_stopped_by_sigterm(caplog):
 
     assert status == 0
     assert error_lines(caplog) == []
+
+
+@pytest.mark.parametrize(
+    ("option", "hint"),
+    [
+        ("--out", "Pass the path of a folder"),
+        ("--cache", "Pass the path of a folder with --cache or BENCH_CACHE"),
+    ],
+)
+def test_fetch_folder_option_file_rejected(
+    tmp_path: Path, mirror: Path, caplog, option: str, hint: str
+):
+    blocker = tmp_path / "taken.txt"
+    blocker.write_text("old")
+    args = ["fetch", "--mirror", str(mirror), "--offline", "--datasets", "41021"]
+
+    assert main([*args, option, str(blocker)]) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"{option} {blocker} is invalid: {blocker} is a file")
+    assert hint in message
+    assert blocker.read_text() == "old"
+
+
+def test_cache_variable_file_named(
+    tmp_path: Path, mirror: Path, monkeypatch: pytest.MonkeyPatch, caplog
+):
+    cache = tmp_path / "cache.txt"
+    cache.write_text("old")
+    monkeypatch.setenv("BENCH_CACHE", str(cache))
+    args = ["fetch", "--mirror", str(mirror), "--offline", "--datasets", "41021"]
+
+    assert main(args) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"BENCH_CACHE {cache} is invalid: {cache} is a file")
+
+
+def reproduce_args(results: Path, mirror: Path, out: Path) -> list[str]:
+    """Return `bench reproduce` arguments for one cheap study of California."""
+    args = ["reproduce", "--results", str(results), "--mirror", str(mirror)]
+    return [*args, "--offline", "--out", str(out), "--datasets", "44025", *CHEAP]
+
+
+def test_reproduce_out_below_file_rejected(tmp_path: Path, mirror: Path, caplog):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    out = blocker / "x.md"
+    results = tmp_path / "results"
+
+    assert main(reproduce_args(results, mirror, out)) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"--out {out} is invalid: {blocker} is a file")
+    assert "Pass a file path whose parent folders are folders" in message
+    assert not results.exists()
+
+
+def test_reproduce_out_folder_rejected(tmp_path: Path, mirror: Path, caplog):
+    out = tmp_path / "comparison"
+    out.mkdir()
+    results = tmp_path / "results"
+
+    assert main(reproduce_args(results, mirror, out)) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"--out {out} is invalid: it is a folder, not a file")
+    assert not results.exists()
+
+
+@pytest.mark.parametrize(
+    ("datasets", "problem"),
+    [("abc", "abc is not an OpenML dataset id"), ("1", "1 is not in suite")],
+)
+def test_reproduce_bad_dataset_ids(
+    tmp_path: Path, mirror: Path, caplog, datasets, problem
+):
+    args = reproduce_args(tmp_path / "results", mirror, tmp_path / "out.md")
+    args[args.index("--datasets") + 1] = datasets
+
+    assert main(args) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"--datasets {datasets}: {problem}")
+    assert "Suite gorishniy2022 has the ids 44025, 574." in message
+    assert not (tmp_path / "results").exists()
+
+
+def test_perf_out_file_rejected(tmp_path: Path, mirror: Path, capsys, caplog):
+    out = tmp_path / "perf.txt"
+    out.write_text("old")
+    args = ["perf", "--mirror", str(mirror), "--offline", "--out", str(out)]
+
+    assert main([*args, "--sections", "encoders", "--encoder-repeats", "2"]) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"--out {out} is invalid: {out} is a file")
+    assert "Pass the path of a folder" in message
+    assert out.read_text() == "old"
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("section", ["data", "training"])
+def test_perf_unknown_dataset_lists_ids(
+    tmp_path: Path, mirror: Path, caplog, section: str
+):
+    out = tmp_path / "perf"
+    args = ["perf", "--mirror", str(mirror), "--offline", "--out", str(out)]
+
+    assert main([*args, "--dataset", "99999", "--sections", section]) == 2
+
+    message = single_error(caplog)
+    assert message.startswith("--dataset 99999 could not be loaded: ")
+    assert f"The mirror {mirror} has the ids " in message
+    assert ", 41021, " in message
+    assert "`bench suites` lists the ids" in message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("batch_size", ["65537", "1048576"])
+def test_encoders_batch_size_above_maximum(capsys, caplog, batch_size: str):
+    options = ["--only", "none", "--repeats", "2", "--batch-size", batch_size]
+
+    assert main(["encoders", "--time", *options]) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"--batch-size {batch_size} is invalid")
+    assert "use an integer from 1 to 65536" in message
+    assert capsys.readouterr().out == ""
+
+
+def test_time_encoders_batch_size_limit():
+    from encoders.speed import time_encoders
+
+    with pytest.raises(ValueError, match="batch_size=65537 is invalid; use 1 to 65536"):
+        time_encoders(["none"], batch_size=65537, n_repeats=2, n_warmup=0)
+
+
+def text_store(folder: Path) -> Path:
+    """Write a text file named ``mlflow.db``, which is no SQLite database."""
+    path = folder / "text" / "mlflow.db"
+    path.parent.mkdir()
+    path.write_text("not a database\n")
+    return path
+
+
+def invalid_tracking_uris(folder: Path) -> dict[str, tuple[str, str]]:
+    """Return invalid tracking URIs by case, each with its expected reason."""
+    return {
+        "bare path": (str(folder / "store"), "it is a path, not a URI"),
+        "unknown scheme": (
+            "bogus://127.0.0.1/x",
+            "MLflow has no tracking store for the scheme bogus://",
+        ),
+        "text file": (
+            f"sqlite:///{text_store(folder)}",
+            "is not an SQLite database",
+        ),
+    }
+
+
+TRACKING_CASES = ["bare path", "unknown scheme", "text file"]
+
+
+def assert_tracking_uri_rejected(message: str, uri: str, reason: str) -> None:
+    assert message.startswith(f"--tracking-uri {uri} is invalid: ")
+    assert reason in message
+    assert "sqlite:///PATH" in message
+    assert "file:///PATH" in message
+    assert "http://HOST:PORT" in message
+
+
+@pytest.mark.parametrize("case", TRACKING_CASES)
+def test_run_invalid_tracking_uri_rejected(
+    tmp_path: Path, mirror: Path, caplog, case: str
+):
+    uri, reason = invalid_tracking_uris(tmp_path)[case]
+    results = tmp_path / "results"
+
+    assert (
+        main(run_args(results, mirror, "--datasets", "41021", "--tracking-uri", uri))
+        == 2
+    )
+
+    assert_tracking_uri_rejected(single_error(caplog), uri, reason)
+    assert not results.exists()
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("case", TRACKING_CASES)
+def test_report_invalid_tracking_uri_rejected(tmp_path: Path, caplog, case: str):
+    uri, reason = invalid_tracking_uris(tmp_path)[case]
+    results = tmp_path / "results"
+    make_store(results)
+
+    assert main(["report", "--results", str(results), "--tracking-uri", uri]) == 2
+
+    assert_tracking_uri_rejected(single_error(caplog), uri, reason)
+    assert not (results / "reports").exists()
+
+
+def test_report_text_default_store_rejected(tmp_path: Path, monkeypatch, caplog):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "mlflow.db").write_text("not a database\n")
+
+    assert main(["report", "--results", str(results)]) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"The default tracking URI of --results {results}")
+    assert "is not an SQLite database" in message
+
+
+def test_tracking_variable_unknown_scheme_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "bogus://127.0.0.1/x")
+    results = tmp_path / "results"
+    make_store(results)
+
+    assert main(["report", "--results", str(results)]) == 2
+
+    message = single_error(caplog)
+    assert message.startswith("MLFLOW_TRACKING_URI bogus://127.0.0.1/x is invalid")
+    assert "sqlite:///PATH" in message
+
+
+def test_report_file_store_needs_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+):
+    from mlflow import environment_variables
+
+    if not hasattr(environment_variables, "MLFLOW_ALLOW_FILE_STORE"):
+        pytest.skip("this MLflow version accepts file stores without a variable")
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    results = tmp_path / "results"
+    make_store(results)
+    uri = f"file://{tmp_path / 'mlruns'}"
+
+    assert main(["report", "--results", str(results), "--tracking-uri", uri]) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"--tracking-uri {uri} is invalid: ")
+    assert "unless MLFLOW_ALLOW_FILE_STORE=true" in message
+    assert not (tmp_path / "mlruns").exists()
+
+
+def write_named_suite(folder: Path, name: str) -> Path:
+    """Write a suite of Moneyball whose ``name`` field is ``name``."""
+    path = folder / "named.toml"
+    path.write_text(
+        f'name = {json.dumps(name)}\nencoders = ["none"]\n\n'
+        '[[dataset]]\nopenml_id = 41021\nname = "Moneyball"\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "name", ["../x", "a/b", "a\\b", "..", "a..b", ".hidden", "x y", "-x", "ü"]
+)
+def test_suite_unsafe_name_rejected(tmp_path: Path, name: str):
+    from tasks import load_suite
+    from tasks.suites import SuiteError
+
+    path = write_named_suite(tmp_path, name)
+
+    with pytest.raises(SuiteError) as raised:
+        load_suite(str(path))
+
+    message = str(raised.value)
+    assert message.startswith(f"{path}: the field name = {name!r} is invalid")
+    assert "becomes a folder under the results folder" in message
+    assert "letters A-Z and a-z, digits, '.', '_' and '-'" in message
+
+
+@pytest.mark.parametrize("name", ["demo", "my-suite_2", "v1.2"])
+def test_suite_safe_name_loads(tmp_path: Path, name: str):
+    from tasks import load_suite
+
+    assert load_suite(str(write_named_suite(tmp_path, name))).name == name
+
+
+def test_run_suite_escaping_name_rejected(tmp_path: Path, mirror: Path, caplog):
+    suite = write_named_suite(tmp_path, "../../escaped")
+    results = tmp_path / "results"
+    args = run_args(results, mirror, "--datasets", "41021")
+    args[args.index("demo")] = str(suite)
+
+    assert main(args) == 2
+
+    message = single_error(caplog)
+    assert message.startswith(f"{suite}: the field name = '../../escaped' is invalid")
+    assert not results.exists()
+    assert not (tmp_path / "escaped").exists()
