@@ -126,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
         help="metric the normalized score rescales per dataset: mean test RMSE "
         "(default) or mean test R² (the definition of Grinsztajn et al. 2022)",
     )
+    report.add_argument(
+        "--no-log",
+        action="store_true",
+        help="write the report files only, without logging them to a report run "
+        "in MLflow (for a store that is read-only to you)",
+    )
     _add_common(report)
     report.set_defaults(handler=_report, command="report")
 
@@ -693,7 +699,13 @@ def _report(args: argparse.Namespace) -> int:
     suite = args.suite or default_suite(uri)
     out = args.out or args.results / "reports" / suite
     _check_folder(out, "--out")
-    path, _ = build_report(uri, suite, out, normalized_score=args.normalized_score)
+    path, _ = build_report(
+        uri,
+        suite,
+        out,
+        normalized_score=args.normalized_score,
+        log_to_mlflow=not args.no_log,
+    )
     sys.stdout.write(path.read_text())
     return 0
 

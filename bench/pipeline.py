@@ -23,6 +23,7 @@ from bench.claims import LeaseSettings
 from bench.config import Preset, check_encoder_spaces
 from bench.protocols import resample_splits, split_rows
 from bench.storage import (
+    LOCK_NAME,
     check_storage_url,
     default_storage_url,
     open_storage,
@@ -146,7 +147,7 @@ def run_suite(
         resolve_device(options.device)
 
     results = options.results.resolve()
-    results.mkdir(parents=True, exist_ok=True)
+    _prepare_results(results)
     tracking_uri = options.tracking_uri or local_tracking_uri(results)
     check_reachable(tracking_uri)
     # Another `bench run` on the same folder may be creating the same files.
@@ -205,6 +206,24 @@ def run_suite(
                 normalized_score=preset.normalized_score,
             )
     return summary
+
+
+def _prepare_results(results: Path) -> None:
+    """Create ``results`` and its lock file; raise `ValueError` if that fails.
+
+    A read-only folder would otherwise fail later, with a raw error from the
+    lock, SQLite or MLflow.
+    """
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        (results / LOCK_NAME).touch()
+    except OSError as error:
+        raise ValueError(
+            f"--results {results} cannot be written ({type(error).__name__}: "
+            f"{error.strerror or error}). Give a writable folder; to report on "
+            f"results in a read-only folder, use `bench report --results "
+            f"{results} --out DIR --no-log`."
+        ) from None
 
 
 def _check_dataset_ids(suite: Suite, dataset_ids: list[int]) -> None:

@@ -15,7 +15,9 @@ The same files are logged under ``report/`` of the experiment's report run
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -61,6 +63,13 @@ class ReportError(LookupError):
     """The experiment to report on does not exist."""
 
 
+class ReportWriteError(ValueError):
+    """A report file could not be written to the output folder."""
+
+
+# MLflow logs a failed database write here with a traceback, before raising it.
+DATABASE_LOGGER = "mlflow.store.db.utils"
+
 # MLflow creates this experiment in every store, and no suite writes to it.
 MLFLOW_DEFAULT_EXPERIMENT = "Default"
 
@@ -100,8 +109,12 @@ def build_report(
     experiment: str,
     out_dir: Path,
     normalized_score: str | None = None,
+    log_to_mlflow: bool = True,
 ) -> tuple[Path, Leaderboard]:
     """Write every report file for one experiment and log them to MLflow.
+
+    A store that rejects the upload (read-only, or no permission to write)
+    gets a warning, and the written files stay.
 
     Args:
         tracking_uri: Any MLflow tracking URI (``sqlite:///...``, a server URL).
@@ -111,6 +124,8 @@ def build_report(
         normalized_score: Metric the normalized score rescales, ``rmse`` or
             ``r2`` (see `reports.leaderboard.build_leaderboard`). None takes
             the value that the studies' recorded presets name.
+        log_to_mlflow: Whether to log the files to a ``report`` run of the
+            experiment.
 
     Returns:
         The path of ``leaderboard.md`` and the leaderboard tables.
@@ -118,6 +133,7 @@ def build_report(
     Raises:
         ReportError: if the experiment does not exist. The message lists the
             suites in the store and is worded for ``bench report --suite``.
+        ReportWriteError: if a file cannot be written to ``out_dir``.
     """
     client = MlflowClient(tracking_uri)
     source = redact_uri(tracking_uri)
@@ -144,6 +160,83 @@ def build_report(
         )
     board = build_leaderboard(results, split_sizes, normalized_score=normalized_score)
 
+    try:
+        files, figures = _write_files(
+            board, weights, results, split_sizes, out_dir, experiment, source
+        )
+    except OSError as error:
+        raise ReportWriteError(
+            f"The report of suite {experiment!r} could not be written to "
+            f"{out_dir} ({type(error).__name__}: {error}). Give a writable "
+            "folder with --out."
+        ) from None
+
+    counts = f"{board.n_final_runs} final runs, {board.missing.height} missing cells"
+    if not log_to_mlflow:
+        logger.info("Report written to %s (%s)", out_dir, counts)
+        return files[0], board
+    try:
+        with quiet_mlflow(), _muted(DATABASE_LOGGER):
+            run_id = _report_run(client, found.experiment_id)
+            for path in files:
+                client.log_artifact(run_id, str(path), "report")
+            for path in figures:
+                client.log_artifact(run_id, str(path), "report/plots")
+    except Exception as error:  # MLflow's own errors, SQLAlchemy's and OSError
+        logger.warning(
+            "Report written to %s (%s), but not logged to MLflow at %s (%s: %s). "
+            "The files are complete; --no-log skips the upload.",
+            out_dir,
+            counts,
+            source,
+            type(error).__name__,
+            _cause_line(error),
+        )
+        return files[0], board
+    logger.info("Report written to %s (%s); logged to run %s", out_dir, counts, run_id)
+    return files[0], board
+
+
+@contextlib.contextmanager
+def _muted(name: str) -> Iterator[None]:
+    """Drop the records of logger ``name`` inside the block."""
+    target = logging.getLogger(name)
+    previous = target.disabled
+    target.disabled = True
+    try:
+        yield
+    finally:
+        target.disabled = previous
+
+
+def _cause_line(error: Exception) -> str:
+    """Return the line of ``error``'s message that names the database error.
+
+    SQLAlchemy's messages can start with a note on autoflush and put the
+    driver's error, such as ``attempt to write a readonly database``, on a
+    later line.
+    """
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "Error)" in line:
+            return line
+    return lines[0] if lines else ""
+
+
+def _write_files(
+    board: Leaderboard,
+    weights: pl.DataFrame,
+    results: Results,
+    split_sizes: pl.DataFrame,
+    out_dir: Path,
+    experiment: str,
+    source: str,
+) -> tuple[list[Path], list[Path]]:
+    """Write the report files into ``out_dir``.
+
+    Returns:
+        The report files, ``leaderboard.md`` first, and the plot files.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = draw_plots(board, weights, out_dir / "plots", out_dir)
     markdown = out_dir / "leaderboard.md"
@@ -165,21 +258,7 @@ def build_report(
         out_dir / "per_dataset.csv",
     ]
     figures = [plots.cd_diagram, plots.rmse, plots.heatmap, *plots.bin_weights]
-    with quiet_mlflow():
-        run_id = _report_run(client, found.experiment_id)
-        for path in files:
-            client.log_artifact(run_id, str(path), "report")
-        for plot in figures:
-            if plot is not None:
-                client.log_artifact(run_id, str(out_dir / plot.path), "report/plots")
-    logger.info(
-        "Report written to %s (%d final runs, %d missing cells); logged to run %s",
-        out_dir,
-        board.n_final_runs,
-        board.missing.height,
-        run_id,
-    )
-    return markdown, board
+    return files, [out_dir / plot.path for plot in figures if plot is not None]
 
 
 def raw_results(results: Results, split_sizes: pl.DataFrame) -> pl.DataFrame:
