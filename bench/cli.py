@@ -122,9 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--normalized-score",
         choices=("rmse", "r2"),
-        default="rmse",
-        help="metric the normalized score rescales per dataset: mean test RMSE "
-        "(default) or mean test R² (the definition of Grinsztajn et al. 2022)",
+        help="metric the normalized score rescales per dataset: mean test RMSE or "
+        "mean test R² (the definition of Grinsztajn et al. 2022); default: the "
+        "setting of the studies' preset, else rmse",
     )
     report.add_argument(
         "--no-log",

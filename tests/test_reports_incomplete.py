@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from reports_fixtures import StoreBuilder, Study
 
+from bench.cli import main
 from reports import ReportError, build_report
 from reports.collect import collect_results
 from reports.leaderboard import Leaderboard
@@ -296,3 +297,26 @@ def test_mixed_budgets_noted(tmp_path_factory, tmp_path, caplog):
     assert note in " ".join(text.split())
     # Every study of the fixture finished 2 trials.
     assert not [n for n in board.notes if " trials" in n]
+
+
+def test_report_command_follows_recorded_score(tmp_path_factory, tmp_path):
+    store = StoreBuilder(tmp_path_factory, tmp_path)
+    for dataset, openml_id, rmse in (("alpha", 1, 1.0), ("beta", 2, 2.0)):
+        for encoder, shift in (("none", 0.0), ("soft-bins", -0.2)):
+            seeds = [rmse + shift, rmse + shift + 0.1]
+            store.add(Study(dataset, openml_id, encoder, seeds, normalized_score="r2"))
+    args = ["report", "--results", str(tmp_path), "--suite", store.experiment]
+    args += ["--no-log"]
+
+    assert main([*args, "--out", str(tmp_path / "recorded")]) == 0
+    assert main([*args, "--out", str(tmp_path / "r2"), "--normalized-score", "r2"]) == 0
+    assert (
+        main([*args, "--out", str(tmp_path / "rmse"), "--normalized-score", "rmse"])
+        == 0
+    )
+
+    def scores(name: str) -> str:
+        return (tmp_path / name / "leaderboard.csv").read_text()
+
+    assert scores("recorded") == scores("r2")
+    assert scores("recorded") != scores("rmse")
