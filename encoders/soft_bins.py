@@ -129,9 +129,10 @@ class _LookupFunction(torch.autograd.Function):
     though: it binds the arguments to the signature of ``forward`` on every
     call, and runs ``setup_context`` as a separate Python call. In an A/B
     timing of soft-bin training steps on the CPU, that was 0.11 to 0.15 ms of
-    0.98 to 1.15 ms at batch 256. Each subclass therefore gets a twin in the older style,
-    whose ``forward`` takes ``ctx`` and runs the subclass's ``forward`` and
-    ``setup_context``, and `apply` calls the twin unless a transform is active.
+    0.98 to 1.15 ms at batch 256. Each subclass therefore gets a twin in the
+    older style, whose ``forward`` takes ``ctx`` and runs the subclass's
+    ``forward`` and ``setup_context``, and `apply` calls the twin unless a
+    transform is active.
     Both share ``backward``, so they compute the same values.
     """
 
