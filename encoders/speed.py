@@ -29,6 +29,9 @@ from encoders.registry import available_encoders
 
 logger = logging.getLogger(__name__)
 
+#: Busy share of all CPUs above which `warn_if_busy` warns.
+BUSY_SHARE = 0.25
+
 #: Parameters set to the comparison's bin count, when an encoder has them.
 BIN_PARAMETERS = ("n_bins", "n_meta_embeddings")
 #: Minimum timed steps per encoder, because the p90 of `statistics.quantiles`
@@ -45,6 +48,45 @@ N_WARMUP = 10
 #: memory (torch 2.13 CPU build, AMD EPYC). Larger ``n_bins`` or
 #: ``d_embedding`` values need more memory per row.
 MAX_BATCH_SIZE = 65_536
+
+
+def _cpu_times() -> tuple[int, int]:
+    """Return the idle and total CPU time of all CPUs so far, in clock ticks.
+
+    Raises:
+        OSError: where ``/proc/stat`` does not exist (outside Linux).
+    """
+    with open("/proc/stat", encoding="ascii") as stat:
+        values = [int(v) for v in stat.readline().split()[1:9]]
+    # user nice system idle iowait irq softirq steal: idle and iowait are idle.
+    return values[3] + values[4], sum(values)
+
+
+def warn_if_busy(interval_s: float = 0.2) -> float | None:
+    """Log a warning if other processes keep the CPUs busy; return the share.
+
+    The share is the busy fraction of all CPUs over ``interval_s`` seconds in
+    which this process sleeps, so it counts other processes only. It is None
+    where the system does not report CPU times. Above `BUSY_SHARE`, the
+    timings measure the other processes as well as the encoders.
+    """
+    try:
+        idle_before, total_before = _cpu_times()
+        time.sleep(interval_s)
+        idle_after, total_after = _cpu_times()
+    except OSError:
+        return None
+    total = total_after - total_before
+    if total <= 0:
+        return None
+    share = 1 - (idle_after - idle_before) / total
+    if share > BUSY_SHARE:
+        logger.warning(
+            "Other processes kept %.0f%% of the CPUs busy just before timing, so "
+            "the timings include waiting for them. Time again on a quiet machine.",
+            100 * share,
+        )
+    return share
 
 
 def _synchronize(device: torch.device) -> None:
@@ -181,6 +223,8 @@ def time_encoders(
             "see `bench encoders` for each encoder's parameters."
         )
     device = torch.device(device)
+    if device.type == "cpu":
+        warn_if_busy()
     generator = torch.Generator().manual_seed(seed)
     x_train = torch.randn(n_train, n_features, generator=generator)
     y_train = torch.sin(2 * x_train[:, 0]) + x_train[:, 1:].sum(dim=1)

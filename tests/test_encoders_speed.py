@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from encoders import EncoderError
+from encoders import EncoderError, speed
 from encoders.speed import format_rows, format_settings, time_encoders
 
 KEYS = {
@@ -73,3 +73,22 @@ def test_settings_line_lists_parameters():
     line = format_settings(batch_size=8, n_repeats=2, threads=1, params=params)
 
     assert line.endswith(", encoder parameters scores=interval, top_k=3.")
+
+
+@pytest.mark.parametrize(("busy", "warned"), [(20, False), (30, True)])
+def test_busy_cpu_warned(monkeypatch, caplog, busy, warned):
+    """100 ticks pass during the check, ``busy`` of them not idle."""
+    samples = iter([(0, 1000), (100 - busy, 1100)])
+    monkeypatch.setattr(speed, "_cpu_times", lambda: next(samples))
+
+    with caplog.at_level("WARNING", logger="encoders.speed"):
+        share = speed.warn_if_busy(interval_s=0)
+
+    assert share == pytest.approx(busy / 100)
+    assert ("Other processes kept" in caplog.text) is warned
+
+
+def test_cpu_times_read_from_proc():
+    idle, total = speed._cpu_times()
+
+    assert 0 <= idle <= total
