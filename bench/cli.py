@@ -474,6 +474,37 @@ def _add_slurm(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Options of --runner slurm and their defaults.
+SLURM_DEFAULTS = {
+    "partition": None,
+    "gpus_per_task": 0,
+    "cpus_per_task": 1,
+    "mem_gb": None,
+    "time": 60,
+    "array_parallelism": None,
+    "slurm_arg": [],
+    "no_wait": False,
+}
+
+
+def _check_no_slurm_options(args: argparse.Namespace) -> None:
+    """Raise `ValueError` if a Slurm option is set for another runner.
+
+    Other runners would ignore it, so a run meant for the cluster would start
+    here without a word.
+    """
+    given = [
+        "--" + name.replace("_", "-")
+        for name, default in SLURM_DEFAULTS.items()
+        if getattr(args, name) != default
+    ]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)}: options of --runner slurm, which --runner "
+            f"{args.runner} would ignore. Add --runner slurm, or leave them out."
+        )
+
+
 def _add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mirror",
@@ -546,6 +577,13 @@ def _runner(args: argparse.Namespace):  # -> runners.Runner
             "seconds."
         )
 
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(
+            f"--workers {args.workers} is invalid; use an integer >= 1, or leave "
+            "--workers out for the runner's default."
+        )
+    if args.runner != "slurm":
+        _check_no_slurm_options(args)
     if args.runner == "inprocess":
         if args.workers not in (None, 1):
             raise ValueError(

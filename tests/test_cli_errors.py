@@ -951,3 +951,26 @@ def test_run_suite_escaping_name_rejected(tmp_path: Path, mirror: Path, caplog):
     assert message.startswith(f"{suite}: the field name = '../../escaped' is invalid")
     assert not results.exists()
     assert not (tmp_path / "escaped").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--partition", "gpu"], "--partition: options of --runner slurm, which "),
+        (
+            ["--runner", "local", "--time", "30", "--no-wait"],
+            "--time, --no-wait: options of --runner slurm, which --runner local ",
+        ),
+        (["--runner", "local", "--workers", "0"], "--workers 0 is invalid"),
+        (["--runner", "local", "--workers", "-1"], "--workers -1 is invalid"),
+    ],
+)
+def test_runner_options_checked(
+    tmp_path: Path, mirror: Path, caplog, extra: list[str], expected: str
+):
+    results = tmp_path / "results"
+
+    assert main(run_args(results, mirror, *extra)) == 2
+
+    assert single_error(caplog).startswith(expected)
+    assert not results.exists()
