@@ -246,7 +246,7 @@ def _parse(doc: dict[str, Any], origin: str) -> Preset:
         test_fraction=fraction("test_fraction") if fractions else None,
         val_fraction=fraction("val_fraction") if fractions else None,
         train_cap=optional_int("train_cap"),
-        deduplicate=bool(split.get("deduplicate", False)),
+        deduplicate=_flag(split, "split", "deduplicate", origin),
         numeric_transform=str(preprocess["numeric_transform"]),
         n_trials=integer(tuning, "tuning", "n_trials"),
         sampler_seed=integer(tuning, "tuning", "sampler_seed"),
@@ -277,6 +277,22 @@ def _parse(doc: dict[str, Any], origin: str) -> Preset:
     )
     _check_values(preset, origin)
     return preset
+
+
+def _flag(table: dict[str, Any], section: str, key: str, origin: str) -> bool:
+    """Return the boolean ``table[key]`` (false when absent).
+
+    Raises:
+        PresetError: if the value is not true or false. A string such as
+            "false" would otherwise count as true.
+    """
+    value = table.get(key, False)
+    if isinstance(value, bool):
+        return value
+    raise PresetError(
+        f"{origin}: [{section}] {key} = {value!r} is invalid; use true or false "
+        "(without quotes)."
+    )
 
 
 def _vectorized(value: Any, origin: str) -> bool | str:

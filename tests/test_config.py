@@ -107,6 +107,11 @@ def edited_default(tmp_path: Path, old: str, new: str) -> str:
         ("n_trials = 6", 'n_trials = "six"', r"\[tuning\] n_trials = 'six' is invalid"),
         ("n_startup_trials = 3", "n_startup_trial = 3", "unknown key"),
         ("deduplicate = false", "deduplicat = true", "unknown key"),
+        (
+            "deduplicate = false",
+            'deduplicate = "no"',
+            r"\[split\] deduplicate = 'no' is invalid; use true or false",
+        ),
         ("batch_size = 256", "batch_size = 256.7", "batch_size = 256.7 is invalid"),
         ('"quantile-normal"   #', '"quantile"   #', "numeric_transform = 'quantile'"),
         ("test_fraction = 0.2", "test_fraction = 0.9", "sum to less than 1"),
