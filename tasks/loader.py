@@ -119,10 +119,14 @@ def _load_uncached(openml_id: int, sources: DataSources, target: str | None) -> 
         logger.info("Dataset %d is not in the mirror %s", openml_id, sources.mirror)
 
     if sources.offline:
-        where = f"the mirror {sources.mirror}" if sources.mirror else "no mirror"
+        where = (
+            f"nor in the mirror {sources.mirror}"
+            if sources.mirror
+            else "and no mirror is set"
+        )
         raise DatasetError(
             f"OpenML dataset {openml_id} is not in the cache {sources.cache_dir} "
-            f"nor in {where}, and offline mode forbids contacting OpenML. Point "
+            f"{where}, and offline mode forbids contacting OpenML. Point "
             "--mirror or BENCH_MIRROR at a mirror folder that holds it, or load "
             "it once on a machine with network access."
         )

@@ -277,6 +277,17 @@ def test_manifest_lists_missing_file(mirror_root: Path, tmp_path: Path):
     assert str(data_file) in str(raised.value)
 
 
+def test_offline_without_mirror_says_so(tmp_path: Path):
+    sources = DataSources(cache_dir=tmp_path / "cache", mirror=None, offline=True)
+
+    with pytest.raises(DatasetError) as raised:
+        load_dataset(507, sources)
+
+    message = str(raised.value)
+    assert f"is not in the cache {tmp_path / 'cache'} and no mirror is set" in message
+    assert "nor in" not in message
+
+
 def test_offline_without_source_rejected(mirror_root: Path, tmp_path: Path):
     copy = copy_mirror(mirror_root, tmp_path / "mirror", [MONEYBALL])
     sources = DataSources(cache_dir=tmp_path / "cache", mirror=copy, offline=True)
