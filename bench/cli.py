@@ -933,17 +933,25 @@ def _time_encoders(args: argparse.Namespace) -> int:
             "from `bench encoders`, or leave --only out to time every encoder."
         )
     params = _parameter_values(args.set or [])
+    # The shared sizes set every encoder's bin count (autodis's meta-embeddings
+    # included) and embedding size, and the settings line reports them.
+    sizes = {key: params.pop(key) for key in ("n_bins", "d_embedding") if key in params}
     _check_threads(args.threads)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     rows = time_encoders(
-        names or None, batch_size=batch_size, n_repeats=repeats, params=params
+        names or None,
+        batch_size=batch_size,
+        n_repeats=repeats,
+        params=params or None,
+        **sizes,
     )
     settings = format_settings(
         batch_size=batch_size,
         n_repeats=repeats,
         threads=torch.get_num_threads(),
         params=params,
+        **sizes,
     )
     sys.stdout.write(f"{settings}\n\n{format_rows(rows)}\n")
     return 0

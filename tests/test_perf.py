@@ -22,6 +22,7 @@ from bench.perf import PerfSettings, bare_loop, linear_shapes, training_flops
 from bench.training import predict, train_model
 from encoders import available_encoders
 from encoders.plain import PlainEncoder
+from encoders.speed import time_encoders
 
 PARAMS = {"n_blocks": 2, "d_block": 16, "dropout": 0.0, "lr": 1e-3, "weight_decay": 0.0}
 LOOP = {"max_epochs": 2, "patience": 2, "batch_size": 64, "eval_batch_size": 1000}
@@ -233,6 +234,27 @@ def test_encoders_time_prints_settings(capsys):
     assert settings.endswith("encoder parameters top_k=3.")
     assert lines[1] == ""
     assert lines[2].startswith("| encoder |")
+
+
+def test_encoders_time_set_sizes_reported(capsys):
+    arguments = ["--only", "ple-quantile,autodis", "--batch-size", "8"]
+    arguments += ["--repeats", "2", "--set", "n_bins=4", "--set", "d_embedding=8"]
+
+    assert main(["encoders", "--time", *arguments]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Settings: batch size 8, features 8, bins 4 ")
+    assert "embedding size 8," in lines[0]
+    assert "encoder parameters" not in lines[0]
+    # The parameter counts are those of the same sizes given to the function,
+    # which sets autodis's meta-embeddings to n_bins as well.
+    cells = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in lines[4:]}
+    expected = time_encoders(
+        ["ple-quantile", "autodis"], batch_size=8, n_repeats=2, n_bins=4, d_embedding=8
+    )
+    for row in expected:
+        assert cells[row["encoder"]][5] == str(row["d_out"])
+        assert cells[row["encoder"]][6].strip(" |") == str(row["n_parameters"])
 
 
 def test_encoders_time_sets_threads(capsys):
