@@ -493,15 +493,16 @@ def _check_no_slurm_options(args: argparse.Namespace) -> None:
     Other runners would ignore it, so a run meant for the cluster would start
     here without a word.
     """
-    given = [
+    slurm_options_set = [
         "--" + name.replace("_", "-")
         for name, default in SLURM_DEFAULTS.items()
         if getattr(args, name) != default
     ]
-    if given:
+    if slurm_options_set:
         raise ValueError(
-            f"{', '.join(given)}: options of --runner slurm, which --runner "
-            f"{args.runner} would ignore. Add --runner slurm, or leave them out."
+            f"{', '.join(slurm_options_set)}: options of --runner slurm, which "
+            f"--runner {args.runner} would ignore. Add --runner slurm, or leave "
+            "them out."
         )
 
 
